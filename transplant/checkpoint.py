@@ -1,0 +1,389 @@
+"""Reading Hugging Face checkpoints, finding their vocabulary tensors, and writing new ones.
+
+Only the vocabulary-sized tensors are ever held in memory whole; every other tensor is streamed
+from the source files (safetensors are memory-mapped) into output shards of bounded size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from .errors import TransplantError
+
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+TORCH_INDEX = "pytorch_model.bin.index.json"
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "added_tokens.json",
+)
+
+
+@dataclass
+class Checkpoint:
+    """A model directory on disk and where its vocabulary tensors live."""
+
+    directory: Path
+    config: dict
+    tensor_files: dict[str, Path]  # tensor name -> file holding it
+    input_key: str
+    output_key: str | None  # None when the head is tied and not stored
+    output_bias_key: str | None  # e.g. BERT's MLM decoder bias
+    tied: bool
+    auto_class: str  # AutoModelForCausalLM / AutoModelForMaskedLM / AutoModel
+    vocab_rows: int = 0
+    source_label: str = ""  # what the user named (a .gguf file, a hub id)
+
+    @property
+    def vocab_keys(self) -> dict[str, str]:
+        """Role ("input", "output", "output_bias") -> tensor name, for tensors stored on disk."""
+        keys = {"input": self.input_key}
+        if self.output_key:
+            keys["output"] = self.output_key
+        if self.output_bias_key:
+            keys["output_bias"] = self.output_bias_key
+        return keys
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving what the user named to a directory
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TRANSPLANT_CACHE", Path.home() / ".cache" / "transplant"))
+
+
+def resolve_model_dir(spec: str | os.PathLike) -> Path:
+    """A local model directory for ``spec``: a directory, a ``.gguf`` file, or a hub id."""
+    path = Path(spec)
+    if path.is_file() and path.suffix == ".gguf":
+        return gguf_to_directory(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise TransplantError(f"{path} is not a model directory: it has no config.json")
+        return path
+    if path.exists():
+        raise TransplantError(f"{path} is neither a model directory nor a .gguf file")
+    if str(spec).count("/") == 1 and not str(spec).startswith((".", "/")):
+        return _download(str(spec))
+    raise TransplantError(f"model not found: {spec}")
+
+
+def _download(repo_id: str) -> Path:
+    """Fetch a model from the Hugging Face hub (needs internet; every test runs from local files)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"]))
+    except Exception as error:  # noqa: BLE001 - any hub failure becomes one line for the user
+        raise TransplantError(f"could not load '{repo_id}' from the hub ({type(error).__name__}); pass a local directory") from None
+
+
+def gguf_to_directory(gguf: Path) -> Path:
+    """Convert a GGUF file once to a safetensors directory in the cache (loading GGUF takes ~25 s)."""
+    stat = gguf.stat()
+    digest = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    target = cache_dir() / "gguf" / f"{gguf.stem}-{digest}"
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        with _quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except Exception as error:  # noqa: BLE001
+        raise TransplantError(f"could not read GGUF file {gguf}: {error}") from None
+    if getattr(model, "hf_quantizer", None) is not None:
+        # GGUF weights are dequantised to plain fp32 on load; only the marker remains.
+        model.hf_quantizer.remove_quantization_config(model)
+    with atomic_directory(target, overwrite=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return target
+
+
+@contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening a checkpoint
+
+
+def open_checkpoint(spec: str | os.PathLike) -> Checkpoint:
+    directory = resolve_model_dir(spec)
+    try:
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise TransplantError(f"cannot read {directory / 'config.json'}: {error}") from None
+    tensor_files = _tensor_files(directory)
+    module_keys, auto_class = _vocab_module_keys(directory)
+    names = list(tensor_files)
+    input_key = _find_key(module_keys["input"], names)
+    if input_key is None:
+        raise TransplantError(f"{directory}: no input embedding tensor found (looked for {module_keys['input']})")
+    output_key = _find_key(module_keys.get("output"), names) if module_keys.get("output") else None
+    if output_key == input_key:
+        output_key = None
+    bias_key = _find_key(module_keys.get("output_bias"), names) if module_keys.get("output_bias") else None
+    tied = output_key is None
+    rows = _tensor_shape(tensor_files[input_key], input_key)[0]
+    checkpoint = Checkpoint(
+        directory, config, tensor_files, input_key, output_key, bias_key, tied, auto_class, rows, str(spec)
+    )
+    _check_no_other_vocab_tensors(checkpoint)
+    return checkpoint
+
+
+def _tensor_files(directory: Path) -> dict[str, Path]:
+    for index_name in (SAFETENSORS_INDEX, TORCH_INDEX):
+        index = directory / index_name
+        if index.is_file():
+            weight_map = json.loads(index.read_text())["weight_map"]
+            missing = {f for f in weight_map.values() if not (directory / f).is_file()}
+            if missing:
+                raise TransplantError(f"{directory}: shard(s) listed in {index_name} are missing: {', '.join(sorted(missing))}")
+            return {name: directory / f for name, f in weight_map.items()}
+    for single in ("model.safetensors", "pytorch_model.bin"):
+        path = directory / single
+        if path.is_file():
+            return {name: path for name in _keys_in_file(path)}
+    raise TransplantError(f"{directory}: no weights found (model.safetensors, sharded safetensors or pytorch_model.bin)")
+
+
+def _keys_in_file(path: Path) -> list[str]:
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(path, framework="pt") as handle:
+                return list(handle.keys())
+        return list(torch.load(path, map_location="meta", weights_only=True, mmap=True).keys())
+    except Exception as error:  # noqa: BLE001
+        raise TransplantError(f"cannot read weights {path}: {error}") from None
+
+
+def _tensor_shape(path: Path, key: str) -> tuple[int, ...]:
+    if path.suffix == ".safetensors":
+        with safe_open(path, framework="pt") as handle:
+            return tuple(handle.get_slice(key).get_shape())
+    return tuple(torch.load(path, map_location="meta", weights_only=True, mmap=True)[key].shape)
+
+
+def _vocab_module_keys(directory: Path) -> tuple[dict[str, str], str]:
+    """Build the model on the meta device and ask it which parameters hold the vocabulary.
+
+    This is generic: whatever the architecture, ``get_input_embeddings`` and
+    ``get_output_embeddings`` name the modules, so no per-model table is needed.
+    """
+    import transformers
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(directory)
+    except Exception as error:  # noqa: BLE001
+        raise TransplantError(f"{directory}: unreadable config.json ({error})") from None
+    architectures = getattr(config, "architectures", None) or []
+    order = ["AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoModel"]
+    if any(a.endswith("ForMaskedLM") for a in architectures):
+        order = ["AutoModelForMaskedLM", "AutoModelForCausalLM", "AutoModel"]
+    elif architectures and not any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in architectures):
+        order = ["AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM"]
+    for auto_name in order:
+        try:
+            with torch.device("meta"), _quiet_transformers():
+                model = getattr(transformers, auto_name).from_config(config)
+        except (ValueError, KeyError):
+            continue
+        names = {id(module): name for name, module in model.named_modules()}
+        keys = {"input": names[id(model.get_input_embeddings())] + ".weight"}
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        if head is not None:
+            keys["output"] = names[id(head)] + ".weight"
+            bias = getattr(head, "bias", None)
+            if bias is not None and bias.dim() == 1:
+                keys["output_bias"] = names[id(head)] + ".bias"
+        return keys, auto_name
+    raise TransplantError(f"{directory}: transformers cannot build model type '{config.model_type}'")
+
+
+def _find_key(module_key: str, names: list[str]) -> str | None:
+    """The checkpoint tensor for a module parameter; checkpoints may drop or add a prefix."""
+    if module_key in names:
+        return module_key
+    parts = module_key.split(".")
+    for start in range(1, len(parts)):
+        suffix = ".".join(parts[start:])
+        hits = [n for n in names if n == suffix or n.endswith("." + suffix)]
+        if len(hits) == 1:
+            return hits[0]
+    return None
+
+
+def _check_no_other_vocab_tensors(checkpoint: Checkpoint) -> None:
+    known = set(checkpoint.vocab_keys.values())
+    rows = checkpoint.vocab_rows
+    by_file: dict[Path, list[str]] = {}
+    for name, path in checkpoint.tensor_files.items():
+        if name not in known and path.suffix == ".safetensors":
+            by_file.setdefault(path, []).append(name)
+    for path, names in by_file.items():
+        with safe_open(path, framework="pt") as handle:
+            for name in names:
+                shape = handle.get_slice(name).get_shape()
+                if len(shape) >= 1 and shape[0] == rows and "embed" in name and "position" not in name:
+                    raise TransplantError(f"{checkpoint.directory}: vocabulary-sized tensor '{name}' has no known role; transplant cannot remap it")
+
+
+def read_tensor(checkpoint: Checkpoint, key: str) -> torch.Tensor:
+    path = checkpoint.tensor_files[key]
+    if path.suffix == ".safetensors":
+        with safe_open(path, framework="pt") as handle:
+            return handle.get_tensor(key)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)[key].clone()
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+@contextmanager
+def atomic_directory(target: Path, overwrite: bool = False):
+    """Yield a temporary directory beside ``target``; rename it into place only on success."""
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise TransplantError(f"output {target} exists; pass --overwrite to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, trash / "old")
+        os.replace(tmp, target)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+@dataclass
+class ShardWriter:
+    """Collects tensors into safetensors shards of at most ``max_bytes`` and writes the index."""
+
+    directory: Path
+    max_bytes: int
+    _pending: dict[str, torch.Tensor] = field(default_factory=dict)
+    _pending_bytes: int = 0
+    _shards: list[list[str]] = field(default_factory=list)
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
+        size = tensor.numel() * tensor.element_size()
+        if self._pending and self._pending_bytes + size > self.max_bytes:
+            self._flush()
+        self._pending[name] = tensor.contiguous()
+        self._pending_bytes += size
+
+    def _flush(self) -> None:
+        index = len(self._shards)
+        save_file(self._pending, self.directory / f"shard-{index:05d}.tmp", metadata={"format": "pt"})
+        self._shards.append(list(self._pending))
+        self._pending, self._pending_bytes = {}, 0
+
+    def close(self) -> None:
+        if self._pending or not self._shards:
+            self._flush()
+        count = len(self._shards)
+        if count == 1:
+            os.replace(self.directory / "shard-00000.tmp", self.directory / "model.safetensors")
+            return
+        weight_map, total = {}, 0
+        for index, names in enumerate(self._shards):
+            name = f"model-{index + 1:05d}-of-{count:05d}.safetensors"
+            os.replace(self.directory / f"shard-{index:05d}.tmp", self.directory / name)
+            weight_map.update({n: name for n in names})
+            total += (self.directory / name).stat().st_size
+        index_doc = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (self.directory / SAFETENSORS_INDEX).write_text(json.dumps(index_doc, indent=2))
+
+
+def stream_tensors(checkpoint: Checkpoint, skip: set[str], progress: bool = True):
+    """Yield ``(name, tensor)`` for every stored tensor except ``skip``, one at a time."""
+    by_file: dict[Path, list[str]] = {}
+    for name, path in checkpoint.tensor_files.items():
+        if name not in skip:
+            by_file.setdefault(path, []).append(name)
+    total = sum(len(v) for v in by_file.values())
+    bar = tqdm(total=total, desc="copying tensors", unit="tensor", disable=not progress)
+    for path, names in by_file.items():
+        if path.suffix == ".safetensors":
+            with safe_open(path, framework="pt") as handle:
+                for name in names:
+                    yield name, handle.get_tensor(name)
+                    bar.update()
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            for name in names:
+                yield name, state[name]
+                bar.update()
+            del state
+    bar.close()
+
+
+def write_checkpoint(
+    checkpoint: Checkpoint,
+    out_dir: Path,
+    vocab_tensors: dict[str, torch.Tensor],
+    config: dict,
+    generation_config: dict | None,
+    save_tokenizer,
+    extra_json: dict[str, dict],
+    overwrite: bool = False,
+    max_shard_bytes: int = 1 << 30,
+    progress: bool = True,
+) -> None:
+    """Write a loadable model directory: new vocabulary tensors, every other tensor copied as is."""
+    with atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:
+        writer = ShardWriter(tmp, max_shard_bytes)
+        for name, tensor in vocab_tensors.items():
+            writer.add(name, tensor)
+        for name, tensor in stream_tensors(checkpoint, skip=set(vocab_tensors), progress=progress):
+            writer.add(name, tensor)
+        writer.close()
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        if generation_config is not None:
+            (tmp / "generation_config.json").write_text(json.dumps(generation_config, indent=2) + "\n")
+        save_tokenizer(tmp)
+        for name, document in extra_json.items():
+            (tmp / name).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

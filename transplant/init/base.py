@@ -1,0 +1,75 @@
+"""What every initialiser receives and returns, and the step they all share (exact-match copy)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from ..errors import TransplantError
+from ..vocab import VocabMapping
+
+EXACT = "exact"
+SPECIAL = "special"
+
+
+@dataclass
+class InitInputs:
+    """One vocabulary tensor to rebuild: input embeddings, output head, or head bias (as [rows, 1])."""
+
+    mapping: VocabMapping
+    source: torch.Tensor  # [source rows, width], float32
+    kind: str  # "input", "output" or "output_bias"
+    generator: torch.Generator
+
+    def token_rows(self) -> torch.Tensor:
+        """Source rows of real tokens: no special tokens, no padding rows beyond the tokenizer."""
+        ids = [i for i, key in enumerate(self.mapping.source.canonical) if key is not None and i < len(self.source)]
+        return self.source[ids]
+
+
+@dataclass
+class NoOptions:
+    pass
+
+
+class Initializer:
+    """Base class: subclasses set ``name``, optionally ``Options``, and implement ``rows``."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+    copies_exact_matches: ClassVar[bool] = True
+
+    def __init__(self, **options):
+        known = {f.name for f in dataclasses.fields(self.Options)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise TransplantError(f"method '{self.name}' has no option {', '.join(unknown)} (its options: {allowed})")
+        self.options = self.Options(**options)
+
+    def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
+        """New rows for ``target_ids`` and, for each, the name of the rule that set it."""
+        raise NotImplementedError
+
+    def initialize(self, inputs: InitInputs, size: int) -> tuple[torch.Tensor, list[str]]:
+        """The whole new tensor of ``size`` rows: exact matches copied first, the rest by ``rows``."""
+        mapping = inputs.mapping
+        matrix = torch.empty(size, inputs.source.shape[1], dtype=torch.float32)
+        rules = [""] * size
+        rest = []
+        for target_id in range(size):
+            source_id = mapping.matches[target_id] if target_id < len(mapping.matches) else -1
+            if self.copies_exact_matches and 0 <= source_id < len(inputs.source):
+                matrix[target_id] = inputs.source[source_id]
+                rules[target_id] = SPECIAL if mapping.match_kind[target_id] == SPECIAL else EXACT
+            else:
+                rest.append(target_id)
+        if rest:
+            values, names = self.rows(inputs, rest)
+            matrix[rest] = values
+            for target_id, name in zip(rest, names):
+                rules[target_id] = name
+        return matrix, rules

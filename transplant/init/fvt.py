@@ -1,0 +1,64 @@
+"""``fvt`` (Fast Vocabulary Transfer): a new token is the mean of the source tokens that spell it.
+
+The decomposition comes from the vocabulary layer and always concatenates to the token's exact
+bytes. ``weighting="length"`` weights each piece by its byte length instead of equally. Tokens
+that cannot be spelled with source tokens (e.g. characters an uncased vocabulary lacks) get the
+mean of all source embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import TransplantError
+from . import register
+from .base import InitInputs, Initializer
+
+WEIGHTINGS = ("mean", "length")
+
+
+@dataclass
+class FvtOptions:
+    weighting: str = "mean"
+
+
+@register
+class FvtInit(Initializer):
+    name = "fvt"
+    Options = FvtOptions
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        if self.options.weighting not in WEIGHTINGS:
+            raise TransplantError(f"fvt weighting must be one of {', '.join(WEIGHTINGS)}, not '{self.options.weighting}'")
+
+    def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
+        mapping, source = inputs.mapping, inputs.source
+        fallback = inputs.token_rows().mean(0)
+        # One sparse (target x source) averaging matrix instead of a Python loop over rows.
+        rows, cols, weights, names = [], [], [], []
+        for position, target_id in enumerate(target_ids):
+            pieces = [p for p in mapping.pieces[target_id] if p < len(source)] if target_id < len(mapping.pieces) else []
+            if not pieces:
+                names.append("mean")
+                continue
+            if self.options.weighting == "length":
+                lengths = [max(len(mapping.source.surface(p)), 1) for p in pieces]
+            else:
+                lengths = [1] * len(pieces)
+            total = float(sum(lengths))
+            rows += [position] * len(pieces)
+            cols += pieces
+            weights += [length / total for length in lengths]
+            names.append("fvt")
+        averaging = torch.sparse_coo_tensor(
+            torch.tensor([rows, cols], dtype=torch.long).reshape(2, -1),
+            torch.tensor(weights, dtype=torch.float32),
+            (len(target_ids), len(source)),
+        )
+        result = torch.sparse.mm(averaging, source)
+        without = torch.tensor([n == "mean" for n in names])
+        result[without] = fallback
+        return result, names

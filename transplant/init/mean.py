@@ -1,0 +1,17 @@
+"""``mean``: every new row is the mean of the source token embeddings."""
+
+from __future__ import annotations
+
+import torch
+
+from . import register
+from .base import InitInputs, Initializer
+
+
+@register
+class MeanInit(Initializer):
+    name = "mean"
+
+    def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
+        mean = inputs.token_rows().mean(0)
+        return mean.expand(len(target_ids), -1).clone(), ["mean"] * len(target_ids)

@@ -1,0 +1,75 @@
+"""Loading tokenizers and models from what users name: directories, files, GGUF, hub ids."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .checkpoint import _quiet_transformers, open_checkpoint, resolve_model_dir
+from .errors import TransplantError
+from .vocab import Vocabulary, add_missing_special_tokens
+
+
+def load_tokenizer(spec: str | os.PathLike):
+    """A fast tokenizer from a tokenizer directory, a ``tokenizer.json``, a model dir or ``.gguf``."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    path = Path(spec)
+    try:
+        with _quiet_transformers():
+            if path.is_file() and path.suffix == ".json":
+                return _from_tokenizer_json(path)
+            if path.is_file() and path.suffix == ".gguf":
+                path = resolve_model_dir(path)
+            if path.is_dir():
+                if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.txt")):
+                    raise TransplantError(f"{path} holds no tokenizer (no tokenizer.json)")
+                tokenizer = AutoTokenizer.from_pretrained(path)
+            elif path.exists():
+                raise TransplantError(f"{path} is not a tokenizer directory, tokenizer.json or .gguf file")
+            elif str(spec).count("/") == 1 and not str(spec).startswith((".", "/")):
+                tokenizer = AutoTokenizer.from_pretrained(str(spec))  # hub id, for users online
+            else:
+                raise TransplantError(f"tokenizer not found: {spec}")
+    except TransplantError:
+        raise
+    except Exception as error:  # noqa: BLE001 - corrupt files, offline hub, ...
+        raise TransplantError(f"cannot load tokenizer {spec}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    if getattr(tokenizer, "backend_tokenizer", None) is None:
+        raise TransplantError(f"{spec}: only fast (tokenizer.json) tokenizers are supported")
+    return tokenizer
+
+
+def _from_tokenizer_json(path: Path):
+    """A bare ``tokenizer.json``: roles come from a ``tokenizer_config.json`` beside it, if any."""
+    from transformers import PreTrainedTokenizerFast
+
+    config_path = path.with_name("tokenizer_config.json")
+    roles = {}
+    if config_path.is_file():
+        config = json.loads(config_path.read_text())
+        roles = {k: v for k, v in config.items() if k.endswith("_token") and isinstance(v, str)}
+    return PreTrainedTokenizerFast(tokenizer_file=str(path), **roles)
+
+
+def prepare_target_tokenizer(source: Vocabulary, target_tokenizer, add_missing: bool):
+    """The target tokenizer, with the source's required special tokens added when asked to."""
+    added = add_missing_special_tokens(source, target_tokenizer) if add_missing else []
+    return target_tokenizer, added
+
+
+def load_model(spec: str | os.PathLike, dtype=None):
+    """A transformers model from a directory, ``.gguf`` file or hub id, with the right head class."""
+    import torch
+    import transformers
+
+    checkpoint = open_checkpoint(spec)
+    auto = getattr(transformers, checkpoint.auto_class)
+    try:
+        with _quiet_transformers():
+            model = auto.from_pretrained(checkpoint.directory, dtype=dtype or torch.float32)
+    except Exception as error:  # noqa: BLE001
+        raise TransplantError(f"cannot load model {spec}: {str(error).splitlines()[0]}") from None
+    model.eval()
+    return model

@@ -1,0 +1,97 @@
+"""A tokenizer's vocabulary seen through canonical bytes, with its special tokens and their roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from transformers import PreTrainedTokenizerBase
+
+from .canonical import TokenizerStyle, added_token_bytes, detect_style, surface_bytes, token_bytes
+
+# Roles in priority order: when one token holds several (SmolLM2's <|im_end|> is eos and pad),
+# the first listed decides which source token it is matched to.
+ROLES = ("bos", "eos", "unk", "mask", "sep", "cls", "pad")
+
+
+@dataclass
+class Vocabulary:
+    """Every id of a tokenizer: canonical ``(bytes, word_start)`` or, for special tokens, a role."""
+
+    tokenizer: PreTrainedTokenizerBase
+    style: TokenizerStyle
+    canonical: list[tuple[bytes, bool] | None]  # None for special tokens and unused ids
+    strings: list[str | None]  # the token as the tokenizer writes it
+    special: dict[int, str]  # id -> content of special tokens
+    roles: dict[str, int]  # role -> id, e.g. {"bos": 1, "eos": 2}
+    template_markers: set[int] = field(default_factory=set)  # special ids the chat template uses
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: PreTrainedTokenizerBase) -> "Vocabulary":
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise TypeError("transplant needs a fast (tokenizers-backed) tokenizer")
+        style = detect_style(backend)
+        vocab = backend.get_vocab(with_added_tokens=True)
+        size = max(vocab.values()) + 1
+        strings: list[str | None] = [None] * size
+        for token, index in vocab.items():
+            strings[index] = token
+        added = backend.get_added_tokens_decoder()
+        special = {index: tok.content for index, tok in added.items() if tok.special}
+        canonical: list[tuple[bytes, bool] | None] = [None] * size
+        for index, token in enumerate(strings):
+            if token is None or index in special:
+                continue
+            if index in added:
+                canonical[index] = added_token_bytes(added[index].content)
+            else:
+                canonical[index] = token_bytes(token, style)
+        roles = {}
+        for role in ROLES:
+            content = getattr(tokenizer, f"{role}_token", None)
+            if content is not None and str(content) in vocab:
+                roles[role] = vocab[str(content)]
+                special.setdefault(vocab[str(content)], str(content))
+                canonical[vocab[str(content)]] = None
+        template = getattr(tokenizer, "chat_template", None)
+        template_text = template if isinstance(template, str) else " ".join((template or {}).values()) if isinstance(template, dict) else ""
+        markers = {index for index, content in special.items() if content and content in template_text}
+        return cls(tokenizer, style, canonical, strings, special, roles, markers)
+
+    def __len__(self) -> int:
+        return len(self.canonical)
+
+    def role_of(self, index: int) -> str | None:
+        for role in ROLES:
+            if self.roles.get(role) == index:
+                return role
+        return None
+
+    @cached_property
+    def index(self) -> dict[tuple[bytes, bool], int]:
+        """Canonical form -> id. Where two ids share one (``<0x41>`` and ``A``), the regular token wins."""
+        found: dict[tuple[bytes, bool], int] = {}
+        for index, key in enumerate(self.canonical):
+            if key is None:
+                continue
+            current = found.get(key)
+            if current is None or (self._is_byte_token(current) and not self._is_byte_token(index)):
+                found[key] = index
+        return found
+
+    @cached_property
+    def surface_index(self) -> dict[bytes, int]:
+        """Surface bytes -> id, for explicit-space families where the space is part of the token."""
+        found: dict[bytes, int] = {}
+        for key, index in self.index.items():
+            found.setdefault(surface_bytes(key, self.style), index)
+        return found
+
+    def surface(self, index: int) -> bytes:
+        key = self.canonical[index]
+        return b"" if key is None else surface_bytes(key, self.style)
+
+    def _is_byte_token(self, index: int) -> bool:
+        token = self.strings[index] or ""
+        return self.style.byte_fallback and len(token) == 6 and token.startswith("<0x")
