@@ -150,10 +150,10 @@ def open_checkpoint(spec: str | os.PathLike) -> Checkpoint:
     input_key = _find_key(module_keys["input"], names)
     if input_key is None:
         raise TransplantError(f"{directory}: no input embedding tensor found (looked for {module_keys['input']})")
-    output_key = _find_key(module_keys.get("output"), names) if module_keys.get("output") else None
-    if output_key == input_key:
-        output_key = None
-    bias_key = _find_key(module_keys.get("output_bias"), names) if module_keys.get("output_bias") else None
+    output_key = None
+    if module_keys.get("output") and input_key not in module_keys["output"]:
+        output_key = _find_key(module_keys["output"], names)
+    bias_key = _find_key(module_keys.get("output_bias"), names)
     tied = output_key is None
     rows = _tensor_shape(tensor_files[input_key], input_key)[0]
     checkpoint = Checkpoint(
@@ -196,7 +196,7 @@ def _tensor_shape(path: Path, key: str) -> tuple[int, ...]:
     return tuple(torch.load(path, map_location="meta", weights_only=True, mmap=True)[key].shape)
 
 
-def _vocab_module_keys(directory: Path) -> tuple[dict[str, str], str]:
+def _vocab_module_keys(directory: Path) -> tuple[dict[str, list[str]], str]:
     """Build the model on the meta device and ask it which parameters hold the vocabulary.
 
     This is generic: whatever the architecture, ``get_input_embeddings`` and
@@ -221,28 +221,34 @@ def _vocab_module_keys(directory: Path) -> tuple[dict[str, str], str]:
                 model = getattr(transformers, auto_name).from_config(config)
         except (ValueError, KeyError):
             continue
-        names = {id(module): name for name, module in model.named_modules()}
-        keys = {"input": names[id(model.get_input_embeddings())] + ".weight"}
+        # A parameter can have several names (tied weights, BERT's decoder bias); keep them all
+        # and let the checkpoint's own key names decide which one is stored.
+        aliases: dict[int, list[str]] = {}
+        for name, parameter in model.named_parameters(remove_duplicate=False):
+            aliases.setdefault(id(parameter), []).append(name)
+        keys = {"input": aliases[id(model.get_input_embeddings().weight)]}
         head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         if head is not None:
-            keys["output"] = names[id(head)] + ".weight"
+            keys["output"] = aliases[id(head.weight)]
             bias = getattr(head, "bias", None)
             if bias is not None and bias.dim() == 1:
-                keys["output_bias"] = names[id(head)] + ".bias"
+                keys["output_bias"] = aliases[id(bias)]
         return keys, auto_name
     raise TransplantError(f"{directory}: transformers cannot build model type '{config.model_type}'")
 
 
-def _find_key(module_key: str, names: list[str]) -> str | None:
-    """The checkpoint tensor for a module parameter; checkpoints may drop or add a prefix."""
-    if module_key in names:
-        return module_key
-    parts = module_key.split(".")
-    for start in range(1, len(parts)):
-        suffix = ".".join(parts[start:])
-        hits = [n for n in names if n == suffix or n.endswith("." + suffix)]
-        if len(hits) == 1:
-            return hits[0]
+def _find_key(aliases: list[str] | None, names: list[str]) -> str | None:
+    """The checkpoint tensor for a parameter; checkpoints may drop or add a module prefix."""
+    for alias in aliases or []:
+        if alias in names:
+            return alias
+    for alias in aliases or []:
+        parts = alias.split(".")
+        for start in range(1, len(parts)):
+            suffix = ".".join(parts[start:])
+            hits = [n for n in names if n == suffix or n.endswith("." + suffix)]
+            if len(hits) == 1:
+                return hits[0]
     return None
 
 
