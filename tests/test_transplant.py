@@ -184,6 +184,12 @@ def test_sharded_output_respects_shard_size(tmp_path, llama, target_tokenizer):
             assert torch.equal(handle.get_tensor(name), read_tensor(source, name))
     model, _ = _load(tmp_path / "out")
     assert model.get_input_embeddings().weight.shape[0] == len(target_tokenizer)
+    # a sharded checkpoint is also a valid source: back onto the original tokenizer
+    transplant.convert(tmp_path / "out", llama, tmp_path / "back", progress=False)
+    back = read_tensor(open_checkpoint(tmp_path / "back"), "model.embed_tokens.weight")
+    original = read_tensor(source, "model.embed_tokens.weight")
+    shared = [i for i, rule in enumerate(json.loads((tmp_path / "back" / "transplant_report.json").read_text())["token_rules"]) if rule == "exact"]
+    assert len(shared) > 300 and torch.equal(back[shared], original[shared])
 
 
 def test_unknown_method_and_option_fail_before_work(tmp_path, llama, target_tokenizer):

@@ -358,10 +358,16 @@ def stream_tensors(checkpoint: Checkpoint, skip: set[str], progress: bool = True
     bar = tqdm(total=total, desc="copying tensors", unit="tensor", disable=not progress)
     for path, names in by_file.items():
         if path.suffix == ".safetensors":
-            with safe_open(path, framework="pt") as handle:
-                for name in names:
-                    yield name, handle.get_tensor(name)
-                    bar.update()
+            for name in names:
+                # One handle per tensor: every tensor from a handle keeps that handle's memory map
+                # of the whole file alive, and each page read through it stays resident while it
+                # lives, so a handle per file held a whole source shard (an unsharded model: all of
+                # it) in RSS. A map per tensor is unmapped once the shard holding it is written.
+                with safe_open(path, framework="pt") as handle:
+                    tensor = handle.get_tensor(name)
+                yield name, tensor
+                del tensor
+                bar.update()
         else:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             for name in names:

@@ -109,9 +109,13 @@ def _remap_ids(value, mapping: VocabMapping, key: str):
     if isinstance(value, list):
         mapped = [_remap_ids(v, mapping, key) for v in value]
         return [v for v in mapped if v is not None] or None
-    for target_id, source_id in enumerate(mapping.matches):
-        if source_id == value and mapping.match_kind[target_id] == "special":
-            return target_id
+    candidates = [t for t, s in enumerate(mapping.matches) if s == value and mapping.match_kind[t] == "special"]
+    # The same token (same text) first: it is what the model learned to emit, e.g. <|im_end|>
+    # rather than a new tokenizer's own </s> that was matched to it only by role.
+    content = mapping.source.special.get(value)
+    candidates.sort(key=lambda t: mapping.target.special.get(t) != content)
+    if candidates:
+        return candidates[0]
     role = key.removesuffix("_token_id")
     return mapping.target.roles.get(role)
 
@@ -145,10 +149,11 @@ def convert(
     mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress)
     stored = {role: read_tensor(checkpoint, key) for role, key in checkpoint.vocab_keys.items()}
     tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed)
+    del stored  # the source rows are no longer needed; free them before copying the rest
     report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
     config = remap_config(checkpoint.config, mapping)
     generation = _read_json(checkpoint.directory / "generation_config.json")
-    _carry_chat_template(source_tokenizer, target_tokenizer)
+    _carry_model_conventions(source_tokenizer, target_tokenizer)
     write_checkpoint(
         checkpoint,
         out_dir,
@@ -171,11 +176,19 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _carry_chat_template(source_tokenizer, target_tokenizer) -> None:
-    """The source's chat template keeps working: its special tokens exist in the new vocabulary."""
+def _carry_model_conventions(source_tokenizer, target_tokenizer) -> None:
+    """What the model expects of its tokenizer: its chat template and the inputs it accepts.
+
+    The template keeps working because its special tokens exist in the new vocabulary (checked
+    by ``plan``); input names matter when e.g. a BERT tokenizer would add ``token_type_ids``
+    that a causal LM rejects.
+    """
     template = getattr(source_tokenizer, "chat_template", None)
     if template and not getattr(target_tokenizer, "chat_template", None):
         target_tokenizer.chat_template = template
+    names = list(source_tokenizer.model_input_names)
+    target_tokenizer.model_input_names = names
+    target_tokenizer.init_kwargs["model_input_names"] = names  # what save_pretrained writes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +239,7 @@ def transplant(
             value = getattr(model.generation_config, key, None)
             if value is not None:
                 setattr(model.generation_config, key, _remap_ids(value, mapping, key))
-    _carry_chat_template(source_tokenizer, target_tokenizer)
+    _carry_model_conventions(source_tokenizer, target_tokenizer)
     report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
     return model, target_tokenizer, report
 

@@ -99,8 +99,10 @@ def decompose_all(
     backend = source.tokenizer.backend_tokenizer
     encodings = backend.encode_batch(texts, add_special_tokens=False) if texts else []
     for index, encoding in zip(text_ids, encodings):
-        if _spells(source, encoding.ids, target.canonical[index]):
-            pieces[index], origins[index] = list(encoding.ids), BY_TOKENIZER
+        # a tokenizer.json may switch padding on (sentence-transformers exports): drop the pads
+        ids = [i for i, keep in zip(encoding.ids, encoding.attention_mask) if keep]
+        if _spells(source, ids, target.canonical[index]):
+            pieces[index], origins[index] = ids, BY_TOKENIZER
 
     remaining = [i for i in wanted if origins[i] is None]
     for index in tqdm(remaining, desc="decomposing", disable=not progress or len(remaining) < 5000):

@@ -82,10 +82,16 @@ class Vocabulary:
 
     @cached_property
     def surface_index(self) -> dict[bytes, int]:
-        """Surface bytes -> id, for explicit-space families where the space is part of the token."""
+        """Surface bytes -> id, for explicit-space families where the space is part of the token.
+
+        ``▁`` (b"", word start) and ``<0x20>`` (b" ") share the surface b" ": the regular token wins.
+        """
         found: dict[bytes, int] = {}
         for key, index in self.index.items():
-            found.setdefault(surface_bytes(key, self.style), index)
+            surface = surface_bytes(key, self.style)
+            current = found.get(surface)
+            if current is None or (self._is_byte_token(current) and not self._is_byte_token(index)):
+                found[surface] = index
         return found
 
     def surface(self, index: int) -> bytes:
