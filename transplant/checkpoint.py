@@ -108,7 +108,7 @@ def gguf_to_directory(gguf: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     except Exception as error:  # noqa: BLE001
@@ -123,7 +123,7 @@ def gguf_to_directory(gguf: Path) -> Path:
 
 
 @contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
@@ -221,7 +221,7 @@ def _vocab_module_keys(directory: Path) -> tuple[dict[str, list[str]], str]:
         order = ["AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM"]
     for auto_name in order:
         try:
-            with torch.device("meta"), _quiet_transformers():
+            with torch.device("meta"), quiet_transformers():
                 model = getattr(transformers, auto_name).from_config(config)
         except (ValueError, KeyError):
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +13,10 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from . import init as initializers
-from .checkpoint import Checkpoint, open_checkpoint, read_tensor, write_checkpoint
+from .checkpoint import open_checkpoint, read_tensor, write_checkpoint
 from .errors import TransplantError
-from .loading import load_tokenizer, prepare_target_tokenizer
-from .vocab import Vocabulary, VocabMapping, build_mapping
+from .loading import load_tokenizer
+from .vocab import Vocabulary, VocabMapping, add_missing_special_tokens, build_mapping
 
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "decoder_start_token_id", "sep_token_id", "cls_token_id", "mask_token_id")
 REPORT_FILE = "transplant_report.json"
@@ -43,10 +44,10 @@ class TransplantReport:
         }
 
 
-def plan(source_tokenizer, target_tokenizer, add_missing_special_tokens: bool = False, progress: bool = True):
+def plan(source_tokenizer, target_tokenizer, add_missing: bool = False, progress: bool = True):
     """Map the target vocabulary onto the source one, checking the special tokens first."""
     source = Vocabulary.from_tokenizer(source_tokenizer)
-    target_tokenizer, added = prepare_target_tokenizer(source, target_tokenizer, add_missing_special_tokens)
+    added = add_missing_special_tokens(source, target_tokenizer) if add_missing else []
     target = Vocabulary.from_tokenizer(target_tokenizer)
     mapping = build_mapping(source, target, progress=progress)
     if mapping.missing_special:
@@ -171,8 +172,6 @@ def convert(
 
 
 def _read_json(path: Path) -> dict | None:
-    import json
-
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -262,8 +261,6 @@ def _install(model: PreTrainedModel, tensors: dict[str, torch.Tensor], tied: boo
 
 def save(model: PreTrainedModel, tokenizer, out_dir: str | Path, report: TransplantReport | None = None, overwrite: bool = False) -> Path:
     """Save a transplanted model and its tokenizer atomically (never a half-written directory)."""
-    import json
-
     from .checkpoint import atomic_directory
 
     out_dir = Path(out_dir)

@@ -6,18 +6,17 @@ import json
 import os
 from pathlib import Path
 
-from .checkpoint import _quiet_transformers, open_checkpoint, resolve_model_dir
+from .checkpoint import quiet_transformers, open_checkpoint, resolve_model_dir
 from .errors import TransplantError
-from .vocab import Vocabulary, add_missing_special_tokens
 
 
 def load_tokenizer(spec: str | os.PathLike):
     """A fast tokenizer from a tokenizer directory, a ``tokenizer.json``, a model dir or ``.gguf``."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    from transformers import AutoTokenizer
 
     path = Path(spec)
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             if path.is_file() and path.suffix == ".json":
                 return _from_tokenizer_json(path)
             if path.is_file() and path.suffix == ".gguf":
@@ -53,12 +52,6 @@ def _from_tokenizer_json(path: Path):
     return PreTrainedTokenizerFast(tokenizer_file=str(path), **roles)
 
 
-def prepare_target_tokenizer(source: Vocabulary, target_tokenizer, add_missing: bool):
-    """The target tokenizer, with the source's required special tokens added when asked to."""
-    added = add_missing_special_tokens(source, target_tokenizer) if add_missing else []
-    return target_tokenizer, added
-
-
 def load_model(spec: str | os.PathLike, dtype=None):
     """A transformers model from a directory, ``.gguf`` file or hub id, with the right head class."""
     import torch
@@ -67,7 +60,7 @@ def load_model(spec: str | os.PathLike, dtype=None):
     checkpoint = open_checkpoint(spec)
     auto = getattr(transformers, checkpoint.auto_class)
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             model = auto.from_pretrained(checkpoint.directory, dtype=dtype or torch.float32)
     except Exception as error:  # noqa: BLE001
         raise TransplantError(f"cannot load model {spec}: {str(error).splitlines()[0]}") from None

@@ -14,6 +14,13 @@ from .canonical import TokenizerStyle, added_token_bytes, detect_style, surface_
 ROLES = ("bos", "eos", "unk", "mask", "sep", "cls", "pad")
 
 
+def _template_text(template) -> str:
+    """A chat template is one Jinja string or a dict of named ones."""
+    if isinstance(template, dict):
+        return "\n".join(str(t) for t in template.values())
+    return template or ""
+
+
 @dataclass
 class Vocabulary:
     """Every id of a tokenizer: canonical ``(bytes, word_start)`` or, for special tokens, a role."""
@@ -54,8 +61,7 @@ class Vocabulary:
                 roles[role] = vocab[str(content)]
                 special.setdefault(vocab[str(content)], str(content))
                 canonical[vocab[str(content)]] = None
-        template = getattr(tokenizer, "chat_template", None)
-        template_text = template if isinstance(template, str) else " ".join((template or {}).values()) if isinstance(template, dict) else ""
+        template_text = _template_text(getattr(tokenizer, "chat_template", None))
         markers = {index for index, content in special.items() if content and content in template_text}
         return cls(tokenizer, style, canonical, strings, special, roles, markers)
 
