@@ -88,21 +88,26 @@ def decompose_all(
 
     # First choice: let the source tokenizer segment the token's text, and keep the result only
     # if it spells exactly the same bytes (normalizers, prefix spaces and split UTF-8 can differ).
-    texts, text_ids = [], []
-    for index in wanted:
-        surface = surface_bytes(target.canonical[index], source.style)
-        try:
-            texts.append(surface.decode("utf-8"))
+    # A word-start token is tried twice: with its space, and without it for tokenizers that
+    # prepend the ▁ themselves (Llama-2 style would otherwise read " über" as "▁▁über").
+    for strip_space in (False, True):
+        texts, text_ids = [], []
+        for index in wanted:
+            data, word_start = target.canonical[index]
+            if origins[index] is not None or (strip_space and not word_start):
+                continue
+            surface = data if strip_space else surface_bytes((data, word_start), source.style)
+            try:
+                texts.append(surface.decode("utf-8"))
+            except UnicodeDecodeError:
+                continue
             text_ids.append(index)
-        except UnicodeDecodeError:
-            pass
-    backend = source.tokenizer.backend_tokenizer
-    encodings = backend.encode_batch(texts, add_special_tokens=False) if texts else []
-    for index, encoding in zip(text_ids, encodings):
-        # a tokenizer.json may switch padding on (sentence-transformers exports): drop the pads
-        ids = [i for i, keep in zip(encoding.ids, encoding.attention_mask) if keep]
-        if _spells(source, ids, target.canonical[index]):
-            pieces[index], origins[index] = ids, BY_TOKENIZER
+        encodings = source.tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False) if texts else []
+        for index, encoding in zip(text_ids, encodings):
+            # a tokenizer.json may switch padding on (sentence-transformers exports): drop the pads
+            ids = [i for i, keep in zip(encoding.ids, encoding.attention_mask) if keep]
+            if _spells(source, ids, target.canonical[index]):
+                pieces[index], origins[index] = ids, BY_TOKENIZER
 
     remaining = [i for i in wanted if origins[i] is None]
     for index in tqdm(remaining, desc="decomposing", disable=not progress or len(remaining) < 5000):
