@@ -56,9 +56,17 @@ def _methods_help() -> str:
 @click.option("--seed", default=0, show_default=True, help="Seed for methods that sample.")
 @click.option("--weighting", type=click.Choice(["mean", "length"]), default=None, help="fvt: weight decomposition pieces equally or by byte length.")
 @click.option("--scale", type=float, default=None, help="mvn: covariance scale (default 1e-9, as transformers' mean_resizing).")
+@click.option("--k", "k", type=int, default=None, help="Neighbours (topk, tokenadapt, wechsel) or atoms (omp).")
+@click.option("--temperature", type=float, default=None, help="Softmax temperature over neighbour similarities.")
+@click.option("--donor", default=None, help="omp: a model that already uses NEW_TOKENIZER.")
+@click.option("--source-vectors", type=click.Path(path_type=Path), default=None, help="fastText .bin/.vec for the source language.")
+@click.option("--source-corpus", type=click.Path(path_type=Path), default=None, help="Source-language text to train fastText on when no vectors are given.")
+@click.option("--target-vectors", type=click.Path(path_type=Path), default=None, help="fastText .bin/.vec for the target language.")
+@click.option("--target-corpus", type=click.Path(path_type=Path), default=None, help="Target-language text to train fastText on when no vectors are given.")
+@click.option("--dictionary", type=click.Path(path_type=Path), default=None, help="wechsel: bilingual dictionary, `source<TAB>target` per line.")
 @click.option("--max-shard-size", default="1GB", show_default=True, help="Largest output shard; bounds peak memory while copying.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_tokens, seed, weighting, scale, max_shard_size, quiet):
+def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_tokens, seed, max_shard_size, quiet, **method_options):
     """Transplant MODEL onto NEW_TOKENIZER and write a loadable checkpoint to OUT.
 
     MODEL is a Hugging Face model directory, a .gguf file or a hub id. NEW_TOKENIZER is a
@@ -68,7 +76,8 @@ def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_to
     """
     from .core import convert as run_convert
 
-    options = {k: v for k, v in {"weighting": weighting, "scale": scale}.items() if v is not None}
+    # only the options given reach the method, which rejects those it does not take
+    options = {key: value for key, value in method_options.items() if value is not None}
     report = run_convert(
         model,
         new_tokenizer,

@@ -81,7 +81,8 @@ def new_vocab_tensors(
         generator = torch.Generator().manual_seed(seed)
         source = tensor.float().reshape(tensor.shape[0], -1)
         inputs = initializers.InitInputs(mapping, source, role, generator)
-        matrix, names = initializer.initialize(inputs, size)
+        chosen = initializer if role != "output_bias" or initializer.handles_bias else initializers.get("fvt")
+        matrix, names = chosen.initialize(inputs, size)
         out[role] = matrix.reshape(size, *tensor.shape[1:]).to(tensor.dtype)
         rules[role] = names
     return out, rules

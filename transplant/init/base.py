@@ -41,6 +41,9 @@ class Initializer:
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
     copies_exact_matches: ClassVar[bool] = True
+    # Methods built on similarities between embedding rows have nothing to say about a head's
+    # bias vector; for them the bias is rebuilt by ``fvt``.
+    handles_bias: ClassVar[bool] = True
 
     def __init__(self, **options):
         known = {f.name for f in dataclasses.fields(self.Options)}
