@@ -90,7 +90,7 @@ def run_demo(
 
     headers = ["model", "vocab", "bits/byte", "bytes/token", "tokens", "init rules (tokens)", "build s", "eval s"]
     table = [
-        [r["model"], r["vocab"], r["result"].bits_per_byte, r["result"].bytes_per_token, r["result"].tokens, r["rules"], round(r["seconds"], 1), round(r["result"].seconds, 1)]
+        [r["model"], r["vocab"], r["result"].bits_per_byte, r["result"].bytes_per_token, r["result"].tokens, r["rules"], f'{r["seconds"]:.1f}', f'{r["result"].seconds:.1f}']
         for r in rows
     ]
     echo("")
