@@ -58,6 +58,8 @@ def _methods_help() -> str:
 @click.option("--scale", type=float, default=None, help="mvn: covariance scale (default 1e-9, as transformers' mean_resizing).")
 @click.option("--k", "k", type=int, default=None, help="Neighbours (topk, tokenadapt, wechsel) or atoms (omp).")
 @click.option("--temperature", type=float, default=None, help="Softmax temperature over neighbour similarities.")
+@click.option("--weight", type=float, default=None, help="tokenadapt: share of the global (neighbour) estimate in the hybrid, 0..1 (default 0.3).")
+@click.option("--threshold", type=float, default=None, help="tokenadapt: neighbours with a cosine similarity below this are ignored (default 0.0).")
 @click.option("--donor", default=None, help="omp: a model that already uses NEW_TOKENIZER.")
 @click.option("--source-vectors", type=click.Path(path_type=Path), default=None, help="fastText .bin/.vec for the source language.")
 @click.option("--source-corpus", type=click.Path(path_type=Path), default=None, help="Source-language text to train fastText on when no vectors are given.")
@@ -202,21 +204,21 @@ def demo(corpus, work_dir, vocab_size, methods, eval_bytes, quiet):
     minus its last 5% of lines, converts, and scores the held-out lines with both models.
     """
     from .demo import run_demo
-    from .init import get
+    from .init import method_class
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     for method in chosen:
-        get(method)
+        method_class(method)  # an unknown name fails before any work
     run_demo(corpus, work_dir, vocab_size, chosen, eval_bytes, echo=click.echo, progress=not quiet)
 
 
 @main.command()
 def methods():
     """List the initialisation methods."""
-    from .init import available, get
+    from .init import available, method_class
 
     for name in available():
-        doc = (sys.modules[type(get(name)).__module__].__doc__ or "").strip().splitlines()[0]
+        doc = (sys.modules[method_class(name).__module__].__doc__ or "").strip().splitlines()[0]
         click.echo(f"{name:10s} {doc}")
 
 

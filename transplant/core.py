@@ -72,6 +72,7 @@ def new_vocab_tensors(
     method: str,
     options: dict,
     seed: int = 0,
+    progress: bool = True,
 ) -> tuple[dict[str, torch.Tensor], dict[str, list[str]]]:
     """Rebuild each vocabulary tensor (role -> tensor) for the target vocabulary with ``method``."""
     initializer = initializers.get(method, **options)
@@ -80,7 +81,7 @@ def new_vocab_tensors(
     for role, tensor in tensors.items():
         generator = torch.Generator().manual_seed(seed)
         source = tensor.float().reshape(tensor.shape[0], -1)
-        inputs = initializers.InitInputs(mapping, source, role, generator)
+        inputs = initializers.InitInputs(mapping, source, role, generator, progress)
         chosen = initializer if role != "output_bias" or initializer.handles_bias else initializers.get("fvt")
         matrix, names = chosen.initialize(inputs, size)
         out[role] = matrix.reshape(size, *tensor.shape[1:]).to(tensor.dtype)
@@ -150,7 +151,7 @@ def convert(
     target_tokenizer = load_tokenizer(new_tokenizer) if not isinstance(new_tokenizer, PreTrainedTokenizerBase) else new_tokenizer
     mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress)
     stored = {role: read_tensor(checkpoint, key) for role, key in checkpoint.vocab_keys.items()}
-    tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed)
+    tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress)
     del stored  # the source rows are no longer needed; free them before copying the rest
     report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
     config = remap_config(checkpoint.config, mapping)
@@ -229,7 +230,7 @@ def transplant(
         stored["output"] = head.weight.detach()
     if head is not None and getattr(head, "bias", None) is not None:
         stored["output_bias"] = head.bias.detach()
-    tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed)
+    tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress)
     _install(model, tensors, tied)
     for key, value in remap_config(model.config.to_dict(), mapping).items():
         if key == "vocab_size" or key in TOKEN_ID_KEYS:

@@ -31,11 +31,15 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get(name: str, **options) -> Initializer:
+def method_class(name: str) -> type[Initializer]:
     _load_all()
     if name not in _REGISTRY:
         raise TransplantError(f"unknown method '{name}' (available: {', '.join(available())})")
-    return _REGISTRY[name](**options)
+    return _REGISTRY[name]
 
 
-__all__ = ["EXACT", "SPECIAL", "InitInputs", "Initializer", "available", "get", "register"]
+def get(name: str, **options) -> Initializer:
+    return method_class(name)(**options)
+
+
+__all__ = ["EXACT", "SPECIAL", "InitInputs", "Initializer", "available", "get", "method_class", "register"]

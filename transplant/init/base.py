@@ -23,6 +23,7 @@ class InitInputs:
     source: torch.Tensor  # [source rows, width], float32
     kind: str  # "input", "output" or "output_bias"
     generator: torch.Generator
+    progress: bool = True  # whether long steps may show progress bars
 
     def token_rows(self) -> torch.Tensor:
         """Source rows of real tokens: no special tokens, no padding rows beyond the tokenizer."""
