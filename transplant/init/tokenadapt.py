@@ -1,0 +1,124 @@
+"""``tokenadapt``: TokenAdapt's hybrid of a local (decomposition) and a global (neighbour) estimate.
+
+After TokenAdapt (arXiv 2505.09738), with the model's own space standing in for its external
+text embedder: the vector of the "full token" is its FVT estimate q_t (mean of the source rows that
+spell it), a piece's vector is its own source row (see ``topk`` for the similarity space, which a
+later space such as static word vectors replaces without touching the arithmetic here).
+
+Local, over the pieces p_1..p_n of the token's decomposition (bytes b_i, token bytes B = Σ b_i):
+
+    s_i = cos(v[p_i], q_t);  a = softmax(s);  w = softmax(((a + b / B) / 2) / T)
+    local = Σ_i w_i · E_old[p_i]
+
+Global, over the k source tokens nearest to q_t (cosine, real tokens only), those with a
+similarity below ``threshold`` masked out:
+
+    global = Σ_j softmax(sim_j / T) · E_old[j]
+
+Hybrid: (1 − weight) · local + weight · global; when only one exists it is used alone (rules
+"tokenadapt", "tokenadapt-local", "tokenadapt-global"), when neither the mean source row ("mean").
+Defaults are TokenAdapt's: k = 3, T = 0.3, weight = 0.3, threshold = 0.0. An untied head is
+rebuilt in its own space; its bias by ``fvt`` (``handles_bias = False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import register
+from .base import InitInputs, Initializer
+from .topk import SimilaritySpace, candidate_ids, check_options, combine, nearest, own_space
+
+
+@dataclass
+class TokenAdaptOptions:
+    k: int = 3
+    temperature: float = 0.3
+    weight: float = 0.3
+    threshold: float = 0.0
+
+
+def segment_softmax(values: torch.Tensor, groups: torch.Tensor, count: int) -> torch.Tensor:
+    """Softmax of ``values`` within each group (``groups[i]`` in 0..count-1)."""
+    peak = torch.full((count,), float("-inf"), dtype=values.dtype).scatter_reduce(0, groups, values, "amax")
+    exp = (values - peak[groups]).exp()
+    total = torch.zeros(count, dtype=values.dtype).index_add(0, groups, exp)
+    return exp / total[groups]
+
+
+@register
+class TokenAdaptInit(Initializer):
+    name = "tokenadapt"
+    Options = TokenAdaptOptions
+    handles_bias = False
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        o = self.options
+        check_options(self.name, o.k, o.temperature, o.weight, o.threshold)
+
+    def similarity_space(self, inputs: InitInputs, target_ids: list[int]) -> SimilaritySpace:
+        """Where similarities are measured; the model's own space unless a subclass says otherwise."""
+        return own_space(inputs, target_ids)
+
+    def local(self, inputs: InitInputs, space: SimilaritySpace, target_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Local estimates [len(target_ids), width] and which tokens have one."""
+        mapping, source = inputs.mapping, inputs.source
+        limit = min(len(source), len(space.source))
+        positions, pieces, shares = [], [], []
+        for position, (target_id, known) in enumerate(zip(target_ids, space.known.tolist())):
+            found = [p for p in mapping.pieces[target_id] if p < limit] if known and target_id < len(mapping.pieces) else []
+            if not found:
+                continue
+            lengths = [max(len(mapping.source.surface(p)), 1) for p in found]
+            total = float(sum(lengths))
+            positions += [position] * len(found)
+            pieces += found
+            shares += [length / total for length in lengths]
+        count = len(target_ids)
+        has = torch.zeros(count, dtype=torch.bool)
+        if not pieces:
+            return torch.zeros(count, source.shape[1]), has
+        positions_t = torch.tensor(positions, dtype=torch.long)
+        pieces_t = torch.tensor(pieces, dtype=torch.long)
+        similarity = torch.nn.functional.cosine_similarity(space.source[pieces_t].float(), space.queries[positions_t].float(), dim=-1)
+        semantic = segment_softmax(similarity, positions_t, count)
+        mixed = (semantic + torch.tensor(shares, dtype=torch.float32)) / 2
+        weights = segment_softmax(mixed / self.options.temperature, positions_t, count)
+        averaging = torch.sparse_coo_tensor(
+            torch.stack([positions_t, pieces_t]), weights, (count, len(source)), check_invariants=False
+        )
+        has[positions_t] = True
+        return torch.sparse.mm(averaging, source), has
+
+    def global_(self, inputs: InitInputs, space: SimilaritySpace) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global estimates [requested tokens, width] and which tokens have one."""
+        count = len(space.queries)
+        out = torch.zeros(count, inputs.source.shape[1])
+        has = torch.zeros(count, dtype=torch.bool)
+        known = space.known.nonzero().squeeze(1)
+        if len(known):
+            scores, ids = nearest(space, candidate_ids(inputs, space), space.queries[known], self.options.k)
+            ids = torch.where(scores >= self.options.threshold, ids, torch.full_like(ids, -1))
+            kept = (ids >= 0).any(1)
+            out[known] = combine(scores, ids, inputs.source, self.options.temperature)
+            has[known] = kept
+        return out, has
+
+    def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
+        space = self.similarity_space(inputs, target_ids)
+        local, has_local = self.local(inputs, space, target_ids)
+        global_, has_global = self.global_(inputs, space)
+        weight = self.options.weight
+        result = inputs.token_rows().mean(0).expand(len(target_ids), -1).clone()
+        both = has_local & has_global
+        result[both] = (1 - weight) * local[both] + weight * global_[both]
+        result[has_local & ~has_global] = local[has_local & ~has_global]
+        result[has_global & ~has_local] = global_[has_global & ~has_local]
+        names = [
+            "tokenadapt" if l and g else "tokenadapt-local" if l else "tokenadapt-global" if g else "mean"
+            for l, g in zip(has_local.tolist(), has_global.tolist())
+        ]
+        return result, names
