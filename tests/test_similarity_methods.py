@@ -56,7 +56,10 @@ def _candidates(mapping, rows):
 
 
 def _fvt(mapping, rows, target_id):
-    return rows[mapping.pieces[target_id]].mean(0)
+    """The query: fvt's default estimate, pieces weighted by their byte length."""
+    pieces = mapping.pieces[target_id]
+    lengths = torch.tensor([float(max(len(mapping.source.surface(p)), 1)) for p in pieces])
+    return (rows[pieces] * lengths[:, None]).sum(0) / lengths.sum()
 
 
 def _cosine_to_candidates(mapping, rows, query):
@@ -189,7 +192,9 @@ def test_untied_head_is_rebuilt_in_its_own_space(tmp_path, source_tokenizer, tar
         assert torch.equal(new_head[target_id], old_head[head_best[0]])
         assert torch.equal(new_embed[target_id], old_embed[embed_best[0]])
         differ += int(head_best[0] != embed_best[0])
-    assert differ > 50  # independent random matrices: the head's neighbours are its own
+    # independent random matrices: the head's neighbours are its own (often the same piece in
+    # both spaces, since the length-weighted query leans on the longest piece)
+    assert differ > 10
 
 
 def test_head_bias_falls_back_to_fvt(tmp_path):

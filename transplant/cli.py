@@ -54,7 +54,7 @@ def _methods_help() -> str:
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--add-missing-special-tokens", is_flag=True, help="Add the model's special tokens (bos/eos, chat-template markers) that NEW_TOKENIZER lacks.")
 @click.option("--seed", default=0, show_default=True, help="Seed for methods that sample.")
-@click.option("--weighting", type=click.Choice(["mean", "length"]), default=None, help="fvt: weight decomposition pieces equally or by byte length.")
+@click.option("--weighting", type=click.Choice(["mean", "length"]), default=None, help="fvt: weight decomposition pieces by byte length (default) or equally.")
 @click.option("--scale", type=float, default=None, help="mvn: covariance scale (default 1e-9, as transformers' mean_resizing).")
 @click.option("--k", "k", type=int, default=None, help="Neighbours (topk, tokenadapt, wechsel) or atoms (omp).")
 @click.option("--temperature", type=float, default=None, help="Softmax temperature over neighbour similarities.")

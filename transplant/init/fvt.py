@@ -1,7 +1,10 @@
 """``fvt`` (Fast Vocabulary Transfer): a new token is the mean of the source tokens that spell it.
 
 The decomposition comes from the vocabulary layer and always concatenates to the token's exact
-bytes. ``weighting="length"`` weights each piece by its byte length instead of equally. Tokens
+bytes. By default each piece is weighted by its byte length (``weighting="length"``);
+``weighting="mean"`` weights pieces equally, as the original FVT. Length weighting measured
+better zero-shot on SmolLM2 -> German (2.4084 vs 2.4297 bits/byte on the shared test text,
+2.499 vs 2.514 on the demo's held-out Bible text). Tokens
 that cannot be spelled with source tokens (e.g. characters an uncased vocabulary lacks) get the
 mean of all source embeddings.
 """
@@ -21,7 +24,7 @@ WEIGHTINGS = ("mean", "length")
 
 @dataclass
 class FvtOptions:
-    weighting: str = "mean"
+    weighting: str = "length"
 
 
 @register
