@@ -225,7 +225,8 @@ def test_untied_model_uses_the_donors_output_head(tmp_path, source_tokenizer, ta
 
 
 def test_errors(tmp_path, related, mapping, source_tokenizer, target_tokenizer):
-    get("omp")  # no options: only describes the method (`transplant methods`)
+    with pytest.raises(TransplantError, match="omp needs --donor"):
+        get("omp")  # a required input is checked when the method is built, before any work
     with pytest.raises(TransplantError, match="omp needs --donor: a model that already uses the new tokenizer"):
         get("omp", k=8)
     with pytest.raises(TransplantError, match="omp needs --donor: a model that already uses the new tokenizer"):

@@ -56,7 +56,7 @@ def _methods_help() -> str:
 @click.option("--seed", default=0, show_default=True, help="Seed for methods that sample.")
 @click.option("--weighting", type=click.Choice(["mean", "length"]), default=None, help="fvt: weight decomposition pieces by byte length (default) or equally.")
 @click.option("--scale", type=float, default=None, help="mvn: covariance scale (default 1e-9, as transformers' mean_resizing).")
-@click.option("--k", "k", type=int, default=None, help="Neighbours (topk, tokenadapt, wechsel) or atoms (omp).")
+@click.option("--k", "k", type=int, default=None, help="Neighbours (topk, tokenadapt, wechsel), candidate anchors (focus) or atoms (omp).")
 @click.option("--temperature", type=float, default=None, help="Softmax temperature over neighbour similarities.")
 @click.option("--weight", type=float, default=None, help="tokenadapt: share of the global (neighbour) estimate in the hybrid, 0..1 (default 0.3).")
 @click.option("--threshold", type=float, default=None, help="tokenadapt: neighbours with a cosine similarity below this are ignored (default 0.0).")

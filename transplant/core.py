@@ -91,7 +91,8 @@ def new_vocab_tensors(
 
 def _report(method, options, mapping, rules, seconds, added) -> TransplantReport:
     counts = {role: dict(collections.Counter(names)) for role, names in rules.items()}
-    return TransplantReport(method, options, mapping.summary(), counts, rules["input"], seconds, added)
+    plain = {key: str(value) if isinstance(value, Path) else value for key, value in options.items()}  # JSON-ready
+    return TransplantReport(method, plain, mapping.summary(), counts, rules["input"], seconds, added)
 
 
 def remap_config(config: dict, mapping: VocabMapping) -> dict:

@@ -53,6 +53,10 @@ class Initializer:
             allowed = ", ".join(sorted(known)) or "none"
             raise TransplantError(f"method '{self.name}' has no option {', '.join(unknown)} (its options: {allowed})")
         self.options = self.Options(**options)
+        self.check()  # before a conversion does any heavy work
+
+    def check(self) -> None:
+        """Raise TransplantError for options that cannot work (a required input missing, ...)."""
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
         """New rows for ``target_ids`` and, for each, the name of the rule that set it."""

@@ -124,10 +124,6 @@ class OmpInit(Initializer):
         self._donor_vocab: dict[str, int] | None = None
         self._donor_tensors: dict[str, torch.Tensor] = {}  # role -> fp32 matrix, read once
         self._warned = False
-        # Without any option the instance only describes the method (`transplant methods`);
-        # given options are checked now, before a conversion does any heavy work.
-        if options:
-            self.check()
 
     def check(self) -> None:
         if not self.options.donor:
@@ -186,7 +182,6 @@ class OmpInit(Initializer):
     # -- the rows ---------------------------------------------------------------------------------
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
-        self.check()
         if inputs.kind not in ("input", "output"):
             raise TransplantError(f"omp rebuilds embedding matrices, not '{inputs.kind}'")
         mapping, source = inputs.mapping, inputs.source
