@@ -49,3 +49,30 @@ def vocab_smollm2():
 
         directory = resolve_model_dir(smollm2_gguf())
     return AutoTokenizer.from_pretrained(directory)
+
+
+# =============================================================================================
+# A source and a target byte-level tokenizer and a tiny Llama on the source (module-scoped: each
+# test module gets its own copies).
+# =============================================================================================
+
+@pytest.fixture(scope="module")
+def source_tokenizer():
+    return tiny.byte_level_bpe(600)
+
+
+@pytest.fixture(scope="module")
+def target_tokenizer():
+    return tiny.byte_level_bpe(900, start=2000)
+
+
+@pytest.fixture(scope="module")
+def mapping(source_tokenizer, target_tokenizer):
+    from transplant.vocab import Vocabulary, build_mapping
+
+    return build_mapping(Vocabulary.from_tokenizer(source_tokenizer), Vocabulary.from_tokenizer(target_tokenizer), progress=False)
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory, source_tokenizer):
+    return tiny.tiny_model(tmp_path_factory.mktemp("llama"), source_tokenizer, "llama")

@@ -20,27 +20,11 @@ from transplant.cli import main
 from transplant.errors import TransplantError
 from transplant.init import InitInputs, get
 from transplant.init.omp import omp
-from transplant.vocab import Vocabulary, build_mapping
 
 SPARSITY = 3  # atoms behind every new token's donor row
 K = 8  # atoms OMP may use: more than SPARSITY, far fewer than the donor's width
 DONOR_WIDTH = 128  # wider than the base (32), as donors may be; in 32 dimensions 512 random atoms
 # are too coherent for greedy pursuit to find every 3-atom support
-
-
-@pytest.fixture(scope="module")
-def source_tokenizer():
-    return byte_level_bpe(600)
-
-
-@pytest.fixture(scope="module")
-def target_tokenizer():
-    return byte_level_bpe(900, start=2000)
-
-
-@pytest.fixture(scope="module")
-def mapping(source_tokenizer, target_tokenizer):
-    return build_mapping(Vocabulary.from_tokenizer(source_tokenizer), Vocabulary.from_tokenizer(target_tokenizer), progress=False)
 
 
 def _shared_and_new(mapping):

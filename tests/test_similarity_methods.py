@@ -8,36 +8,15 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from tiny import byte_level_bpe, tiny_model, wordpiece
+from tiny import tiny_model, wordpiece
 
 import transplant
 from transplant import init as initializers
 from transplant.checkpoint import open_checkpoint, read_tensor
 from transplant.cli import main
 from transplant.errors import TransplantError
-from transplant.vocab import Vocabulary, build_mapping
 
 EMBED = "model.embed_tokens.weight"
-
-
-@pytest.fixture(scope="module")
-def source_tokenizer():
-    return byte_level_bpe(600)
-
-
-@pytest.fixture(scope="module")
-def target_tokenizer():
-    return byte_level_bpe(900, start=2000)
-
-
-@pytest.fixture(scope="module")
-def mapping(source_tokenizer, target_tokenizer):
-    return build_mapping(Vocabulary.from_tokenizer(source_tokenizer), Vocabulary.from_tokenizer(target_tokenizer), progress=False)
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory, source_tokenizer):
-    return tiny_model(tmp_path_factory.mktemp("llama"), source_tokenizer, "llama")
 
 
 @pytest.fixture(scope="module")

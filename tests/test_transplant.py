@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from safetensors import safe_open
-from tiny import CHAT_TEMPLATE, byte_level_bpe, lines, permuted, sentencepiece_bpe, tiny_model, wordpiece
+from tiny import CHAT_TEMPLATE, lines, permuted, sentencepiece_bpe, tiny_model, wordpiece
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
 import transplant
@@ -17,21 +17,6 @@ from transplant.evaluate import bits_per_byte
 from transplant.vocab import Vocabulary, build_mapping
 
 HELD_OUT = "\n".join(lines(3000, 40)) + "\n"
-
-
-@pytest.fixture(scope="module")
-def source_tokenizer():
-    return byte_level_bpe(600)
-
-
-@pytest.fixture(scope="module")
-def target_tokenizer():
-    return byte_level_bpe(900, start=2000)
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory, source_tokenizer):
-    return tiny_model(tmp_path_factory.mktemp("llama"), source_tokenizer, "llama")
 
 
 def _load(path):
