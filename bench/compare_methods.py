@@ -10,7 +10,15 @@ method's own), and each result is scored on the first --eval-bytes of the held-o
 ../shared/corpus/LANG.test.txt (technical documentation plus Bible text). Methods that need
 static vectors get fastText trained on ../shared/corpus/{en,LANG}.train.txt and the dictionary
 ../shared/dict/en-LANG.tsv; `omp` needs --donor (a model that already uses the new tokenizer).
-Prints a table and writes bench/out/compare_methods.{json,md,png}.
+The fastText models are trained (or found in transplant's cache) before the timed conversions,
+so "convert s" never includes that one-off training.
+
+Where the reference packages `wechsel` and `deepfocus` are installed, `wechsel` and `focus` are
+each followed by the reference implementation on the same inputs (same embedding matrix,
+tokenizers, fastText models and dictionary; bench/reference_methods.py), converted, timed and
+scored the same way, and our row gets "time vs reference" (our wall time / the reference's).
+--no-references leaves them out. Prints a table and writes bench/out/compare_methods.{json,md,png}
+(or into --out-dir).
 """
 
 from __future__ import annotations
@@ -27,14 +35,26 @@ SHARED = ROOT.parent / "shared"
 OUT = ROOT / "bench" / "out"
 ALL_METHODS = "fvt,mean,random,mvn,topk,tokenadapt,wechsel,focus,omp"
 
-# Runs in a child process: one conversion, then its own wall time and peak RSS as JSON.
+# Runs in a child process: one conversion, then its own wall time and peak RSS as JSON. A module
+# named in "register" (from bench/) is imported first: reference_methods adds the reference methods.
+# Peak RSS is VmHWM, the child's own high-water mark: Linux starts a child's ru_maxrss at the
+# parent's RSS when it was spawned (here several GB after scoring), so that would hide the method.
 CHILD = """
-import json, resource, sys, time
+import importlib, json, resource, sys, time
 import transplant
 args = json.loads(sys.argv[1])
+sys.path.insert(0, args.pop("bench"))
+register = args.pop("register")
+if register:
+    importlib.import_module(register)
 started = time.perf_counter()
 report = transplant.convert(args.pop("model"), args.pop("tokenizer"), args.pop("out"), overwrite=True, progress=False, **args)
-print(json.dumps({"seconds": time.perf_counter() - started, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rules": report.rules["input"]}))
+seconds = time.perf_counter() - started
+try:
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "rules": report.rules["input"]}))
 """
 
 
@@ -50,9 +70,9 @@ def method_options(method: str, args) -> dict | None:
     return {}
 
 
-def convert_in_child(model_dir: Path, tokenizer_dir: Path, out: Path, method: str, options: dict) -> dict:
-    payload = json.dumps({"model": str(model_dir), "tokenizer": str(tokenizer_dir), "out": str(out), "method": method, **options})
-    completed = subprocess.run([sys.executable, "-c", CHILD, payload], capture_output=True, text=True)
+def convert_in_child(model_dir: Path, tokenizer_dir: Path, out: Path, method: str, options: dict, register: str | None = None) -> dict:
+    payload = json.dumps({"model": str(model_dir), "tokenizer": str(tokenizer_dir), "out": str(out), "method": method, "bench": str(ROOT / "bench"), "register": register, **options})
+    completed = subprocess.run([sys.executable, "-c", CHILD, payload], capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{completed.stderr[-2000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -67,7 +87,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     names = [r["method"] for r in rows]
     values = [r["bits_per_byte"] for r in rows]
     figure, axis = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
-    bars = axis.barh(names[::-1], values[::-1], color=["#888" if n == "original" else "#3a7" for n in names[::-1]])
+    colors = ["#888" if n == "original" else "#c83" if "(reference" in n else "#3a7" for n in names[::-1]]
+    bars = axis.barh(names[::-1], values[::-1], color=colors)
     axis.bar_label(bars, fmt="%.3f", padding=3)
     axis.set_xlabel("bits per byte on held-out text (lower is better)")
     axis.set_title(title, fontsize=10)
@@ -85,8 +106,11 @@ def main() -> None:
     parser.add_argument("--methods", default=ALL_METHODS)
     parser.add_argument("--donor", default=None, help="omp: a model directory that already uses the new tokenizer")
     parser.add_argument("--work-dir", type=Path, default=OUT / "compare_methods")
+    parser.add_argument("--out-dir", type=Path, default=OUT, help="where compare_methods.{json,md,png} go")
+    parser.add_argument("--references", action=argparse.BooleanOptionalAction, default=True, help="also run the reference packages after wechsel and focus (when installed)")
     args = parser.parse_args()
 
+    from reference_methods import REFERENCES, static_vectors, unavailable
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from transplant.checkpoint import resolve_model_dir
@@ -109,34 +133,60 @@ def main() -> None:
     def score(model, tok, label):
         return bits_per_byte(model, tok, held_out, label=label, file=test_file.name, progress=False)
 
+    def convert_and_score(name: str, method: str, options: dict, register: str | None = None) -> dict:
+        out = args.work_dir / f"model-{method}"
+        run = convert_in_child(model_dir, tokenizer_dir, out, method, options, register)
+        result = score(AutoModelForCausalLM.from_pretrained(out).eval(), tokenizer, name)
+        rules = ", ".join(f"{k} {v}" for k, v in sorted(run["rules"].items(), key=lambda kv: -kv[1]))
+        print(f"{name}: {result.bits_per_byte:.4f} bits/byte, {run['seconds']:.1f} s, {run['peak_rss_mb']:.0f} MB")
+        return {"method": name, "bits_per_byte": result.bits_per_byte, "bytes_per_token": result.bytes_per_token, "seconds": run["seconds"], "peak_rss_mb": run["peak_rss_mb"], "time_vs_reference": None, "rules": rules}
+
     started = time.perf_counter()
     original = score(AutoModelForCausalLM.from_pretrained(model_dir).eval(), source_tokenizer, "original")
-    rows = [{"method": "original", "bits_per_byte": original.bits_per_byte, "bytes_per_token": original.bytes_per_token, "seconds": None, "peak_rss_mb": None, "rules": ""}]
+    rows = [{"method": "original", "bits_per_byte": original.bits_per_byte, "bytes_per_token": original.bytes_per_token, "seconds": None, "peak_rss_mb": None, "time_vs_reference": None, "rules": ""}]
     print(f"original: {original.bits_per_byte:.4f} bits/byte ({time.perf_counter() - started:.0f} s)")
-    skipped = []
+    skipped, static = [], {}
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         options = method_options(method, args)
         if method not in available() or options is None:
             skipped.append(method)
             continue
-        out = args.work_dir / f"model-{method}"
-        run = convert_in_child(model_dir, tokenizer_dir, out, method, options)
-        result = score(AutoModelForCausalLM.from_pretrained(out).eval(), tokenizer, method)
-        rules = ", ".join(f"{k} {v}" for k, v in sorted(run["rules"].items(), key=lambda kv: -kv[1]))
-        rows.append({"method": method, "bits_per_byte": result.bits_per_byte, "bytes_per_token": result.bytes_per_token, "seconds": run["seconds"], "peak_rss_mb": run["peak_rss_mb"], "rules": rules})
-        print(f"{method}: {result.bits_per_byte:.4f} bits/byte, {run['seconds']:.1f} s, {run['peak_rss_mb']:.0f} MB")
+        if method in REFERENCES:  # fastText first, untimed: the models our run loads and the reference is given
+            static[method], seconds = static_vectors(method, options, tokenizer_dir)
+            print(f"{method}: fastText models ready in {seconds:.0f} s ({', '.join(Path(v).name for k, v in static[method].items() if k.endswith('_vectors'))})")
+        row = convert_and_score(method, method, options)
+        rows.append(row)
+        reference = REFERENCES.get(method) if args.references else None
+        if reference is None:
+            continue
+        reason = unavailable(method)
+        if reason:
+            skipped.append(f"{reference.label} ({reason})")
+            continue
+        reference_row = convert_and_score(reference.label, reference.method, static[method], register="reference_methods")
+        row["time_vs_reference"] = row["seconds"] / reference_row["seconds"]
+        rows.append(reference_row)
 
-    headers = ["method", "bits/byte", "bytes/token", "convert s", "peak RSS MB", "init rules (tokens)"]
-    table = [[r["method"], r["bits_per_byte"], r["bytes_per_token"], None if r["seconds"] is None else f"{r['seconds']:.1f}", None if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}", r["rules"]] for r in rows]
+    headers = ["method", "bits/byte", "bytes/token", "convert s", "time vs reference", "peak RSS MB", "init rules (tokens)"]
+    table = [
+        [
+            r["method"], r["bits_per_byte"], r["bytes_per_token"],
+            None if r["seconds"] is None else f"{r['seconds']:.1f}",
+            None if r["time_vs_reference"] is None else f"{r['time_vs_reference']:.2f}x",
+            None if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}",
+            r["rules"],
+        ]
+        for r in rows
+    ]
     title = f"SmolLM2-135M -> {len(tokenizer)}-token {args.language} BPE; {original.bytes:,} bytes of {test_file.name}"
     print("\n" + title)
     print(format_table(headers, table))
     if skipped:
         print(f"skipped (not available or missing inputs): {', '.join(skipped)}")
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "compare_methods.json").write_text(json.dumps({"title": title, "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "skipped": skipped}, indent=2))
-    (OUT / "compare_methods.md").write_text(f"{title}\n\n{markdown_table(headers, table)}\n")
-    plot(rows, OUT / "compare_methods.png", title)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "compare_methods.json").write_text(json.dumps({"title": title, "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "skipped": skipped, "static_vectors": static}, indent=2))
+    (args.out_dir / "compare_methods.md").write_text(f"{title}\n\n{markdown_table(headers, table)}\n")
+    plot(rows, args.out_dir / "compare_methods.png", title)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ source token. fastText models are tiny (dim 16) and trained once per module.
 
 The reference packages import modules that their code paths used here never call (``datasets``,
 ``nltk``, ``gensim``: training, downloading, word2vec). Where those are not installed they are
-replaced by empty modules while the reference package is imported, and removed again after.
-What the compared code does run is real: scikit-learn's cosine similarity and scipy's Procrustes
+replaced by empty modules while the reference package is imported, and removed again after
+(bench/reference_packages.py, shared with bench/compare_methods.py). What the compared code
+does run is real: scikit-learn's cosine similarity and scipy's Procrustes
 (wechsel), fastdist/numba and entmax (deepfocus). Without the reference packages
 (``pip install --no-deps wechsel==0.0.4 deepfocus==1.0.1``) those tests are skipped.
 """
@@ -15,11 +16,9 @@ What the compared code does run is real: scikit-learn's cosine similarity and sc
 from __future__ import annotations
 
 import collections
-import contextlib
-import importlib
-import importlib.util
 import sys
 import types
+from pathlib import Path
 
 import entmax
 import numpy as np
@@ -46,6 +45,10 @@ from transplant.static import (
     train_fasttext,
 )
 from transplant.vocab import Vocabulary, build_mapping
+
+# the stand-ins for importing the reference packages, shared with bench/compare_methods.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from reference_packages import ReferenceUnavailable, import_reference
 
 LINES = 1200
 PARAMS = FastTextParams(dim=16, epochs=20, min_count=2, minn=3, maxn=5, bucket=20_000, lr=0.1)
@@ -319,47 +322,11 @@ def test_focus_trains_token_level_vectors_and_reuses_them(german, tmp_path, monk
 # Agreement with the reference implementations
 
 
-@contextlib.contextmanager
-def _stand_ins(names: dict[str, dict]):
-    """Empty modules (with the given attributes) for packages that are not installed, only while
-    a reference package is imported: ``sys.modules`` is restored afterwards."""
-    added = []
-    for name, attributes in names.items():
-        top = name.split(".")[0]
-        if top not in added and importlib.util.find_spec(top) is not None:
-            continue
-        module = sys.modules.get(name) if name in added else None
-        if module is None:
-            module = types.ModuleType(name)
-            sys.modules[name] = module
-            added.append(name)
-        for key, value in attributes.items():
-            setattr(module, key, value)
-    try:
-        yield
-    finally:
-        for name in added:
-            sys.modules.pop(name, None)
-
-
 def _import_reference(package: str):
-    if importlib.util.find_spec(package) is None:
-        pytest.skip(f"reference package {package} is not installed (pip install --no-deps wechsel==0.0.4 deepfocus==1.0.1)")
-    if package in sys.modules:
-        return sys.modules[package]
-    unused = {  # imported at module level, never called on the code paths compared here
-        "datasets": {"load_dataset": None},
-        "datasets.fingerprint": {"Hasher": None},
-        "datasets.load": {"load_dataset": None},
-        "nltk": {},
-        "gensim": {},
-        "gensim.models": {"Word2Vec": type("Word2Vec", (), {})},
-    }
-    with _stand_ins(unused):
-        try:
-            return importlib.import_module(package)
-        except ImportError as error:
-            pytest.skip(f"reference package {package} cannot be imported: {error}")
+    try:
+        return import_reference(package)
+    except ReferenceUnavailable as error:
+        pytest.skip(str(error))
 
 
 def _reference_wechsel(cipher, dictionary):
