@@ -71,7 +71,7 @@ def method_options(method: str, args) -> dict | None:
 
 
 def convert_in_child(model_dir: Path, tokenizer_dir: Path, out: Path, method: str, options: dict, register: str | None = None) -> dict:
-    payload = json.dumps({"model": str(model_dir), "tokenizer": str(tokenizer_dir), "out": str(out), "method": method, "bench": str(ROOT / "bench"), "register": register, **options})
+    payload = json.dumps({"model": str(model_dir), "tokenizer": str(tokenizer_dir), "out": str(out), "method": method, "bench": str(ROOT / "bench"), "register": register, "add_missing_special_tokens": True, **options})
     completed = subprocess.run([sys.executable, "-c", CHILD, payload], capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{completed.stderr[-2000:]}")
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--eval-bytes", type=int, default=50_000)
     parser.add_argument("--methods", default=ALL_METHODS)
     parser.add_argument("--donor", default=None, help="omp: a model directory that already uses the new tokenizer")
+    parser.add_argument("--tokenizer", type=Path, default=None, help="use this target tokenizer instead of training one (its missing special tokens are added)")
     parser.add_argument("--work-dir", type=Path, default=OUT / "compare_methods")
     parser.add_argument("--out-dir", type=Path, default=OUT, help="where compare_methods.{json,md,png} go")
     parser.add_argument("--references", action=argparse.BooleanOptionalAction, default=True, help="also run the reference packages after wechsel and focus (when installed)")
@@ -124,7 +125,7 @@ def main() -> None:
     model_dir = resolve_model_dir(smollm2_gguf())
     source_tokenizer = AutoTokenizer.from_pretrained(model_dir)
     held_out = read_text(test_file, args.eval_bytes)
-    tokenizer_dir = args.work_dir / f"tokenizer-{args.language}-{args.vocab_size}"
+    tokenizer_dir = args.tokenizer or args.work_dir / f"tokenizer-{args.language}-{args.vocab_size}"
     if not (tokenizer_dir / "tokenizer.json").is_file():
         lines = [l for l in read_text(SHARED / "corpus" / f"{args.language}.train.txt", args.train_bytes).splitlines() if l.strip()]
         train_tokenizer(source_tokenizer, lines, args.vocab_size, progress=False).save_pretrained(tokenizer_dir)
@@ -136,7 +137,7 @@ def main() -> None:
     def convert_and_score(name: str, method: str, options: dict, register: str | None = None) -> dict:
         out = args.work_dir / f"model-{method}"
         run = convert_in_child(model_dir, tokenizer_dir, out, method, options, register)
-        result = score(AutoModelForCausalLM.from_pretrained(out).eval(), tokenizer, name)
+        result = score(AutoModelForCausalLM.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out), name)
         rules = ", ".join(f"{k} {v}" for k, v in sorted(run["rules"].items(), key=lambda kv: -kv[1]))
         print(f"{name}: {result.bits_per_byte:.4f} bits/byte, {run['seconds']:.1f} s, {run['peak_rss_mb']:.0f} MB")
         return {"method": name, "bits_per_byte": result.bits_per_byte, "bytes_per_token": result.bytes_per_token, "seconds": run["seconds"], "peak_rss_mb": run["peak_rss_mb"], "time_vs_reference": None, "rules": rules}
