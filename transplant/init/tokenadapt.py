@@ -31,6 +31,8 @@ from . import register
 from .base import InitInputs, Initializer
 from .topk import SimilaritySpace, candidate_ids, check_options, combine, nearest, own_space
 
+PIECE_BATCH = 65_536  # decomposition pieces whose similarity to their token is computed at once
+
 
 @dataclass
 class TokenAdaptOptions:
@@ -83,7 +85,13 @@ class TokenAdaptInit(Initializer):
             return torch.zeros(count, source.shape[1]), has
         positions_t = torch.tensor(positions, dtype=torch.long)
         pieces_t = torch.tensor(pieces, dtype=torch.long)
-        similarity = torch.nn.functional.cosine_similarity(space.source[pieces_t].float(), space.queries[positions_t].float(), dim=-1)
+        # in batches: gathering [pieces, width] twice at once is ~14 GB for a million new tokens
+        similarity = torch.empty(len(pieces_t))
+        for start in range(0, len(pieces_t), PIECE_BATCH):
+            batch = slice(start, start + PIECE_BATCH)
+            similarity[batch] = torch.nn.functional.cosine_similarity(
+                space.source[pieces_t[batch]].float(), space.queries[positions_t[batch]].float(), dim=-1
+            )
         semantic = segment_softmax(similarity, positions_t, count)
         mixed = (semantic + torch.tensor(shares, dtype=torch.float32)) / 2
         weights = segment_softmax(mixed / self.options.temperature, positions_t, count)
@@ -111,12 +119,16 @@ class TokenAdaptInit(Initializer):
         space = self.similarity_space(inputs, target_ids)
         local, has_local = self.local(inputs, space, target_ids)
         global_, has_global = self.global_(inputs, space)
+        del space  # the queries: as large as the result
         weight = self.options.weight
-        result = inputs.token_rows().mean(0).expand(len(target_ids), -1).clone()
         both = has_local & has_global
-        result[both] = (1 - weight) * local[both] + weight * global_[both]
-        result[has_local & ~has_global] = local[has_local & ~has_global]
-        result[has_global & ~has_local] = global_[has_global & ~has_local]
+        # In place, one coefficient per row (no [rows, width] temporaries): (1 - weight) * local +
+        # weight * global where both exist, the one that exists otherwise (the other is zeros).
+        local_share = torch.where(both, torch.tensor(1.0 - weight), has_local.float())
+        global_share = torch.where(both, torch.tensor(float(weight)), has_global.float())
+        result = local.mul_(local_share[:, None]).add_(global_.mul_(global_share[:, None]))
+        del global_
+        result[~(has_local | has_global)] = inputs.token_rows().mean(0)
         names = [
             "tokenadapt" if l and g else "tokenadapt-local" if l else "tokenadapt-global" if g else "mean"
             for l, g in zip(has_local.tolist(), has_global.tolist())

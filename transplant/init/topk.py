@@ -74,7 +74,7 @@ def nearest(space: SimilaritySpace, candidates: torch.Tensor, queries: torch.Ten
 
     Ids are source ids (not positions among the candidates); -1 pads when fewer were found.
     """
-    index = NeighborIndex(space.source[candidates], normalize=True)
+    index = NeighborIndex(space.source[candidates], normalize=True, expected_queries=len(queries))
     scores, positions = index.search(queries, k, progress=len(queries) >= PROGRESS_FROM)
     ids = torch.where(positions >= 0, candidates[positions.clamp_min(0)], torch.full_like(positions, -1))
     return scores, ids
