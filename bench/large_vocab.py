@@ -28,8 +28,9 @@ grows with new tokens x width, never with new tokens x old tokens. This script s
     python bench/large_vocab.py --methods topk --search-depth 32   # faster, less exact HNSW
 
 At 1M tokens ~978k new tokens need neighbours among 49k source rows: ~2.8e13 multiply-adds for an
-exact search (~12 min per method on 2 cores), above ``transplant.neighbors.EXACT_WORK_LIMIT``, so
-topk and tokenadapt search an HNSW graph instead (~4.5 min each; most of their time).
+exact search (~11 min per method on 2 cores, extrapolated), above
+``transplant.neighbors.EXACT_WORK_LIMIT``, so topk and tokenadapt search an HNSW graph instead
+(~4.5 min each on 2 quiet cores, most of their time; twice that when other jobs share the cores).
 """
 
 from __future__ import annotations
