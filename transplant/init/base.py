@@ -67,17 +67,21 @@ class Initializer:
         mapping = inputs.mapping
         matrix = torch.empty(size, inputs.source.shape[1], dtype=torch.float32)
         rules = [""] * size
-        rest = []
+        copied, sources, rest = [], [], []
         for target_id in range(size):
             source_id = mapping.matches[target_id] if target_id < len(mapping.matches) else -1
             if self.copies_exact_matches and 0 <= source_id < len(inputs.source):
-                matrix[target_id] = inputs.source[source_id]
+                copied.append(target_id)
+                sources.append(source_id)
                 rules[target_id] = SPECIAL if mapping.match_kind[target_id] == SPECIAL else EXACT
             else:
                 rest.append(target_id)
+        if copied:  # one gather, not a row copy per token (a million of them at scale)
+            matrix[copied] = inputs.source[sources]
         if rest:
             values, names = self.rows(inputs, rest)
             matrix[rest] = values
+            del values
             for target_id, name in zip(rest, names):
                 rules[target_id] = name
         return matrix, rules
