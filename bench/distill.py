@@ -43,6 +43,37 @@ def prepare_student(work: Path, model_dir: Path, language: str, vocab_size: int,
     return student
 
 
+def chunk_comparison(teacher: Path, student: Path, text: str, max_examples: int = 24) -> dict:
+    """On held-out text: the share of aligned chunks the student finds more likely than the teacher
+    does, and the mean chunk log-likelihood gap (student - teacher, nats). ALM pulls those chunks
+    back down toward the teacher; cross-entropy keeps raising them."""
+    import torch
+
+    from transplant.distill.data import collate, make_examples
+    from transplant.distill.objectives import token_logprobs
+    from transplant.distill.losses import chunk_log_likelihoods
+    from transplant.loading import load_model, load_tokenizer
+    from transplant.vocab import Vocabulary
+
+    teacher_vocab, student_vocab = Vocabulary.from_tokenizer(load_tokenizer(teacher)), Vocabulary.from_tokenizer(load_tokenizer(student))
+    examples = make_examples(text, teacher_vocab, student_vocab, 1024, 512)[:max_examples]
+    teacher_model, student_model = load_model(teacher), load_model(student)
+    ahead, gaps = [], []
+    with torch.inference_mode():
+        for start in range(0, len(examples), 4):
+            batch = collate(examples[start : start + 4])
+            chunks = batch.chunk_mask.shape[1]
+            sides = []
+            for model, ids, mask, chunk in ((teacher_model, batch.teacher_ids, batch.teacher_mask, batch.teacher_chunk), (student_model, batch.student_ids, batch.student_mask, batch.student_chunk)):
+                logits = model(input_ids=ids, attention_mask=mask).logits
+                sides.append(chunk_log_likelihoods(token_logprobs(logits, ids), chunk, chunks)[batch.chunk_mask])
+            gap = sides[1] - sides[0]
+            ahead.append(gap > 0)
+            gaps.append(gap)
+    ahead, gaps = torch.cat(ahead), torch.cat(gaps)
+    return {"chunks": len(gaps), "student_ahead": ahead.float().mean().item(), "mean_gap": gaps.mean().item(), "gap_where_ahead": gaps[ahead].sum().item() / len(gaps)}
+
+
 def plot(runs: dict[str, dict], path: Path, title: str) -> None:
     import matplotlib
 
@@ -56,7 +87,7 @@ def plot(runs: dict[str, dict], path: Path, title: str) -> None:
     ax.axhline(runs[next(iter(runs))]["teacher_bpb"], color="grey", linestyle="--", label="teacher (original tokenizer)")
     ax.set_xlabel("student tokens trained")
     ax.set_ylabel("held-out bits per byte")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -66,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--language", default="de")
     parser.add_argument("--vocab-size", type=int, default=32000)
-    parser.add_argument("--losses", default="alm,ce", help="comma-separated --loss values to compare")
+    parser.add_argument("--losses", default="alm,ce,alm+ce:alm=100", help="comma-separated --loss values to compare, each optionally with weights: alm+ce:alm=100")
     parser.add_argument("--train", default="embeddings", choices=["embeddings", "lora", "full"])
     parser.add_argument("--budget-tokens", type=int, default=30_000, help="student tokens per run")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -76,6 +107,7 @@ def main() -> None:
     parser.add_argument("--train-text-bytes", type=int, default=2_000_000)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--work-dir", type=Path, default=OUT)
+    parser.add_argument("--reuse", action="store_true", help="take runs already measured with the same settings from --work-dir")
     args = parser.parse_args()
 
     import torch
@@ -99,8 +131,16 @@ def main() -> None:
 
     runs = {}
     for loss in [name.strip() for name in args.losses.split(",") if name.strip()]:
+        objectives, _, weight_text = loss.partition(":")
+        weights = {k: float(v) for k, v in (item.split("=") for item in weight_text.split(";") if item)}
+        settings = {"train": args.train, "lr": args.lr, "budget": args.budget_tokens, "batch": args.batch_size, "eval_bytes": args.eval_bytes}
+        saved = work / f"run-{loss}.json"
+        if args.reuse and saved.is_file() and json.loads(saved.read_text())["settings"] == settings:
+            runs[loss] = json.loads(saved.read_text())
+            print(f"{loss}: reused {saved}")
+            continue
         config = DistillConfig(
-            loss=loss, train=args.train, learning_rate=args.lr, max_tokens=args.budget_tokens, batch_size=args.batch_size,
+            loss=objectives, loss_weights=weights, train=args.train, learning_rate=args.lr, max_tokens=args.budget_tokens, batch_size=args.batch_size,
             eval_every=args.eval_every, eval_bytes=args.eval_bytes, checkpoint_every=0,
         )
         started = time.perf_counter()
@@ -116,9 +156,15 @@ def main() -> None:
             "tokens_per_s": sum(r["tokens_per_s"] for r in steps) / len(steps),
             "teacher_bpb": teacher_bpb,
             "curve": result.curve,
+            "settings": settings,
         }
+        saved.write_text(json.dumps(runs[loss]))
         print(f"{loss}: {result.bits_per_byte_before:.4f} -> {result.bits_per_byte_after:.4f} bits/byte, {runs[loss]['tokens_per_s']:.1f} tok/s", flush=True)
 
+    held_out_text = read_text(eval_text, max_bytes=args.eval_bytes)
+    comparisons = {"fvt init": chunk_comparison(teacher, student, held_out_text)}
+    for loss in runs:
+        comparisons[loss] = chunk_comparison(teacher, work / f"student-{loss}", held_out_text)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     reference = runs.get("ce")
     lines = [
@@ -132,11 +178,14 @@ def main() -> None:
     for loss, run in runs.items():
         ratio = f"{reference['tokens_per_s'] / run['tokens_per_s']:.2f}x" if reference else "-"
         lines.append(f"| {loss} | {run['bpb_before']:.4f} | {run['bpb_after']:.4f} | {run['steps']} | {run['tokens_per_s']:.1f} | {ratio} |")
+    lines += ["", "| student | chunks where student > teacher | mean gap (nats/chunk) | gain from those chunks (nats/chunk) |", "|---|---|---|---|"]
+    for name, c in comparisons.items():
+        lines.append(f"| {name} | {c['student_ahead']:.1%} of {c['chunks']:,} | {c['mean_gap']:+.3f} | {c['gap_where_ahead']:+.3f} |")
     table = "\n".join(lines)
     print(table)
     (work / "results.md").write_text(table + "\n")
-    (work / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "peak_rss_mib": peak_mib, "runs": runs}, indent=1))
-    plot(runs, ROOT / "bench" / "distill.png", lines[0][:110] + "...")
+    (work / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "peak_rss_mib": peak_mib, "runs": runs, "chunk_comparison": comparisons}, indent=1))
+    plot(runs, ROOT / "bench" / "distill.png", f"SmolLM2-135M -> {args.vocab_size}-token {args.language} BPE (fvt init), {args.train}, {args.budget_tokens:,} tokens per run")
 
 
 if __name__ == "__main__":
