@@ -9,6 +9,6 @@ it onto any tokenizer with ``transplant convert ... --method hypernet --hypernet
 
 from .io import load, save
 from .model import Hypernet, HypernetConfig, predict
-from .train import TrainConfig, train
+from .train import TrainConfig, create, train
 
-__all__ = ["Hypernet", "HypernetConfig", "TrainConfig", "load", "predict", "save", "train"]
+__all__ = ["Hypernet", "HypernetConfig", "TrainConfig", "create", "load", "predict", "save", "train"]

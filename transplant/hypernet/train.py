@@ -57,8 +57,8 @@ class TrainConfig:
     # tokenizers
     sampled_vocab_size: int = 16384
     tokenizer_text_bytes: int = 65536  # text whose substrings make each sampled vocabulary
-    noise_mean: float = 1e-5
-    noise_log_std: float = 4.0
+    noise_mean: float = 0.5  # noise on the sampled pieces' log scores (see sampler.py)
+    noise_log_std: float = 0.5
     vocab_subsample: int | None = 4096  # softmax over the batch's tokens + this many others
     # losses and schedule
     identity_steps: int = 100
@@ -152,21 +152,7 @@ def train(
     eval_mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(eval_tokenizer), progress=False)
 
     # --- the hypernetwork, optimiser and schedule, on accelerate
-    hypernet_config = HypernetConfig(
-        base_model=str(model),
-        fingerprints={kind: fingerprint(rows) for kind, rows in sources.items()},
-        embedding_dim=embeddings.shape[1],
-        source_rows=embeddings.shape[0],
-        kinds=list(sources),
-        max_pieces=config.max_pieces,
-        width=config.width,
-        layers=config.layers,
-        heads=config.heads,
-    )
-    torch.manual_seed(config.seed)
-    hypernet = Hypernet(hypernet_config)
-    for kind, rows in sources.items():
-        hypernet.set_scale(kind, rows)
+    hypernet = _new_hypernet(str(model), sources, config)
     accelerator = make_accelerator(config.seed)
     optimizer = torch.optim.AdamW(hypernet.parameters(), lr=config.learning_rate, betas=(0.9, 0.95), weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _learning_rate_factor(step, config))
@@ -205,6 +191,8 @@ def train(
         return total
 
     hypernet_module = accelerator.unwrap_model(hypernet)
+    if step == 0 and config.eval_every <= config.max_steps:  # the untrained hypernetwork is fvt: the curve's baseline
+        log.write(step=0, eval_bits_per_byte=evaluate(base_model, hypernet_module, eval_mapping, eval_tokenizer, eval_text, sources))
     bar = tqdm(total=config.max_steps, initial=step, desc="training hypernet", disable=not progress)
     started = time.perf_counter()
     try:
@@ -262,6 +250,41 @@ def train(
 
     hypernet_module.eval()
     return save(hypernet_module, out, overwrite=overwrite, extra_files={LOG_FILE: (run_dir / LOG_FILE).read_text(), TRAINING_FILE: (run_dir / TRAINING_FILE).read_text()})
+
+
+def create(model: str | Path, **options) -> Hypernet:
+    """An untrained hypernetwork for ``model`` (it reproduces fvt exactly); ``options`` as for train."""
+    from ..loading import load_model
+
+    config = TrainConfig(**options)
+    base_model = load_model(model)
+    head = base_model.get_output_embeddings()
+    sources = {"input": base_model.get_input_embeddings().weight.detach().float()}
+    if head is not None and head.weight is not base_model.get_input_embeddings().weight:
+        sources["output"] = head.weight.detach().float()
+    return _new_hypernet(str(model), sources, config).eval()
+
+
+def _new_hypernet(label: str, sources: dict[str, torch.Tensor], config: TrainConfig) -> Hypernet:
+    """A hypernetwork that records which base model it belongs to (a hash of its rows)."""
+    embeddings = sources["input"]
+    hypernet_config = HypernetConfig(
+        base_model=label,
+        fingerprints={kind: fingerprint(rows) for kind, rows in sources.items()},
+        embedding_dim=embeddings.shape[1],
+        source_rows=embeddings.shape[0],
+        kinds=list(sources),
+        max_pieces=config.max_pieces,
+        width=config.width,
+        layers=config.layers,
+        heads=config.heads,
+    )
+    with torch.random.fork_rng(devices=[]):  # seeded, without touching the caller's RNG
+        torch.manual_seed(config.seed)
+        hypernet = Hypernet(hypernet_config)
+    for kind, rows in sources.items():
+        hypernet.set_scale(kind, rows)
+    return hypernet
 
 
 def _learning_rate_factor(step: int, config: TrainConfig) -> float:
