@@ -46,8 +46,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--block-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--reconstruction-weight", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "hypernet")
+    parser.add_argument("--png", type=Path, default=ROOT / "bench" / "hypernet.png")
+    parser.add_argument("--predict-only", action="store_true", help="Only time predicting a 150k-token vocabulary with the trained hypernetwork.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -57,6 +60,9 @@ def main() -> None:
     if not (tokenizer_dir / "tokenizer.json").is_file():  # = transplant train-tokenizer --like MODEL --corpus de.train --vocab-size 32000
         new = train_tokenizer(load_tokenizer(model), corpus_lines([args.train]), 32000, "bpe", progress=False)
         new.save_pretrained(tokenizer_dir)
+    if args.predict_only:
+        time_prediction(model, tokenizer_dir, args.out / "hypernet")
+        return
 
     # --- training
     hypernet_dir = args.out / "hypernet"
@@ -68,6 +74,7 @@ def main() -> None:
         batch_size=args.batch_size,
         block_size=args.block_size,
         learning_rate=args.learning_rate,
+        reconstruction_weight=args.reconstruction_weight,
         warmup_steps=30,
         sampled_vocab_size=16384,
         vocab_subsample=4096,
@@ -108,7 +115,24 @@ def main() -> None:
     }
     print(json.dumps(summary, indent=1))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    plot(log, rows, ROOT / "bench" / "hypernet.png", args.identity_steps)
+    plot(log, rows, args.png, args.identity_steps)
+
+
+def time_prediction(model: str, tokenizer_dir: Path, hypernet_dir: Path, size: int = 150_000) -> None:
+    """Seconds to predict ``size`` tokens: the German tokenizer's real decompositions, repeated."""
+    from transplant.hypernet.model import predict
+    from transplant.vocab import Vocabulary, build_mapping
+
+    net = hypernet.load(hypernet_dir)
+    source = load_model(model).get_input_embeddings().weight.detach()
+    mapping = build_mapping(Vocabulary.from_tokenizer(load_tokenizer(model)), Vocabulary.from_tokenizer(load_tokenizer(tokenizer_dir)), progress=False)
+    spelled = [p for p in mapping.pieces if p]
+    decompositions = (spelled * (size // len(spelled) + 1))[:size]
+    begin = time.perf_counter()
+    predicted = predict(net, mapping.source, decompositions, source)
+    seconds = time.perf_counter() - begin
+    print(f"predicted {len(predicted)} tokens in {seconds:.1f} s with {torch.get_num_threads()} thread(s) "
+          f"(width {net.config.width}, {net.config.layers} layers, at most {net.config.max_pieces} pieces)")
 
 
 def base_forward_backward_seconds(model_spec: str, corpus: Path, batch_size: int, block_size: int, repeats: int = 3) -> float:

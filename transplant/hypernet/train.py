@@ -157,6 +157,7 @@ def train(
     optimizer = torch.optim.AdamW(hypernet.parameters(), lr=config.learning_rate, betas=(0.9, 0.95), weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _learning_rate_factor(step, config))
     hypernet, optimizer, schedule = accelerator.prepare(hypernet, optimizer, schedule)
+    hypernet_module = accelerator.unwrap_model(hypernet)  # for its config and for evaluation
     device = accelerator.device
     base_model.to(device)
     sources = {kind: rows.to(device) for kind, rows in sources.items()}
@@ -190,7 +191,6 @@ def train(
             total = total + ((predicted - truth) ** 2).sum(-1).mean() / (truth**2).sum(-1).mean()
         return total
 
-    hypernet_module = accelerator.unwrap_model(hypernet)
     if step == 0 and config.eval_every <= config.max_steps:  # the untrained hypernetwork is fvt: the curve's baseline
         log.write(step=0, eval_bits_per_byte=evaluate(base_model, hypernet_module, eval_mapping, eval_tokenizer, eval_text, sources))
     bar = tqdm(total=config.max_steps, initial=step, desc="training hypernet", disable=not progress)
