@@ -229,3 +229,17 @@ def test_predicts_a_whole_vocabulary_in_memory(llama, source_tokenizer, target_t
     assert predicted.sum() > 100 and copied.sum() > 10
     assert torch.equal(tensors["input"][copied], fvt["input"][copied])  # exact matches still copied
     assert not torch.allclose(tensors["input"][predicted], fvt["input"][predicted])
+
+
+def test_base_tokens_spelled_without_themselves(source_tokenizer):
+    """What the reconstruction loss rebuilds from: smaller base tokens, same bytes."""
+    from transplant.vocab import segment
+
+    vocab = Vocabulary.from_tokenizer(source_tokenizer)
+    long_tokens = [i for i, key in enumerate(vocab.canonical) if key is not None and len(key[0]) >= 4][:50]
+    assert long_tokens
+    for index in long_tokens:
+        assert segment(vocab, vocab.canonical[index]) == [index]
+        pieces = segment(vocab, vocab.canonical[index], exclude=index)
+        assert len(pieces) >= 2 and index not in pieces
+        assert b"".join(vocab.surface(p) for p in pieces) == vocab.surface(index)
