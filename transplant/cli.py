@@ -35,6 +35,8 @@ def main():
     transplant convert MODEL NEW_TOKENIZER -o OUT --method fvt
     transplant eval MODEL [MODEL ...] --text held_out.txt
     transplant train-tokenizer --like MODEL --corpus text.txt --vocab-size 32000 -o tok/
+    transplant distill --teacher MODEL --student OUT --text train.txt -o RECOVERED
+    transplant hypernet train MODEL --corpus text.txt -o hypernet/
     transplant demo
     """
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -250,6 +252,56 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text
         resume=resume, overwrite=overwrite, progress=not quiet, **options,
     )
     click.echo(f"wrote {written}; use it with: transplant convert {model} NEW_TOKENIZER -o OUT --method hypernet --hypernet {written}")
+
+
+@main.command()
+@click.option("--teacher", required=True, help="The original model (old tokenizer): directory, .gguf or hub id.")
+@click.option("--student", required=True, help="The transplanted model (new tokenizer), e.g. the output of `transplant convert`.")
+@click.option("--text", "texts", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="UTF-8 training text (repeatable).")
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output model directory (written at the end, atomically).")
+@click.option("--loss", default="alm", show_default=True, help="Objectives joined by '+': alm (likelihood matching), ce (next-token cross-entropy), latents (hidden states at chunk ends).")
+@click.option("--loss-weight", "loss_weights", multiple=True, metavar="NAME=W", help="Weight of one objective, e.g. ce=0.5 (default 1 each).")
+@click.option("--train", "train", type=click.Choice(["embeddings", "lora", "full"]), default="embeddings", show_default=True, help="What is trained: the embeddings, LoRA adapters plus embeddings, or every weight.")
+@click.option("--max-tokens", default=200_000, show_default=True, help="Budget in student tokens.")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps.")
+@click.option("--target-bpb", type=float, default=None, help="Stop once held-out bits per byte reach this (needs --eval-text).")
+@click.option("--eval-text", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Held-out text scored in bits per byte before, during and after.")
+@click.option("--eval-every", default=50, show_default=True, help="Steps between evaluations.")
+@click.option("--eval-bytes", default=50_000, show_default=True, help="Held-out bytes scored each time.")
+@click.option("--lr", "learning_rate", type=float, default=None, help="Peak learning rate (default: 3e-4 embeddings, 2e-4 lora, 3e-5 full).")
+@click.option("--batch-size", default=4, show_default=True, help="Text segments per micro-batch.")
+@click.option("--grad-accum", default=1, show_default=True, help="Micro-batches per optimizer step.")
+@click.option("--segment-bytes", default=1024, show_default=True, help="Bytes of text per segment (cut at lines).")
+@click.option("--checkpoint-every", default=50, show_default=True, help="Steps between resumable checkpoints.")
+@click.option("--temperature", default=100.0, show_default=True, help="ALM: likelihoods are compared after raising them to 1/T.")
+@click.option("--merge-threshold", default=0.1, show_default=True, help="ALM: merge chunks until the teacher gives a word boundary after them at least this probability (0: never merge).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the interrupted run for OUT from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT and discard an interrupted run.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def distill(teacher, student, texts, out, loss, loss_weights, train, temperature, merge_threshold, eval_text, resume, overwrite, quiet, **settings):
+    """Recover a transplanted model by distilling the original into it (teacher → student).
+
+    ALM compares how likely teacher and student find the same stretch of text, chunk by chunk,
+    so it works across tokenizers. Checkpoints go to a hidden run directory beside OUT; a killed
+    run continues with --resume. Prints held-out bits per byte before and after.
+    """
+    from .distill import AlmOptions, DistillConfig
+    from .distill import distill as run_distill
+
+    weights = {}
+    for item in loss_weights:
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"'{item}' is not NAME=WEIGHT", param_hint="--loss-weight") from None
+    config = DistillConfig(loss=loss, loss_weights=weights, train=train, alm=AlmOptions(temperature=temperature, merge_threshold=merge_threshold), **settings)
+    config.objectives()  # a bad --loss fails before models load
+    result = run_distill(teacher, student, list(texts), out, config, eval_text=eval_text, resume=resume, overwrite=overwrite, progress=not quiet)
+    click.echo(f"{result.steps} steps, {result.student_tokens:,} student tokens in {result.seconds:.0f} s -> {out}")
+    if result.bits_per_byte_before is not None and result.bits_per_byte_after is not None:
+        click.echo(f"held-out bits/byte: {result.bits_per_byte_before:.4f} before, {result.bits_per_byte_after:.4f} after")
 
 
 @main.command()

@@ -8,12 +8,13 @@
 from .canonical import TokenizerStyle, detect_style, surface_bytes, token_bytes
 from .mapping import VocabMapping, build_mapping, segment
 from .special import add_missing_special_tokens, match_special_tokens, missing_special_tokens
-from .vocabulary import ROLES, Vocabulary
+from .vocabulary import ROLES, Vocabulary, boundary_token_mask
 
 __all__ = [
     "ROLES",
     "TokenizerStyle",
     "add_missing_special_tokens",
+    "boundary_token_mask",
     "match_special_tokens",
     "Vocabulary",
     "VocabMapping",

@@ -107,3 +107,21 @@ class Vocabulary:
     def _is_byte_token(self, index: int) -> bool:
         token = self.strings[index] or ""
         return self.style.byte_fallback and len(token) == 6 and token.startswith("<0x")
+
+
+_WHITESPACE = frozenset(b" \t\n\r")
+
+
+def boundary_token_mask(vocab: Vocabulary):
+    """Bool tensor over ids: tokens that begin at a word boundary (word start, leading whitespace)
+    or are special. Distillation uses it for the probability that the next token starts a word."""
+    import torch
+
+    mask = torch.zeros(len(vocab), dtype=torch.bool)
+    for index, key in enumerate(vocab.canonical):
+        if key is None:
+            mask[index] = vocab.strings[index] is not None  # special tokens; unused ids never
+        else:
+            data, word_start = key
+            mask[index] = word_start or (len(data) > 0 and data[0] in _WHITESPACE)
+    return mask

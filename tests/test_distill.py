@@ -1,0 +1,172 @@
+"""Distillation end to end on tiny models: minimum at the teacher, gradients, exact resume, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import tiny
+import torch
+from click.testing import CliRunner
+
+from transplant import convert
+from transplant.cli import main
+from transplant.distill import AlmOptions, DistillConfig, distill
+from transplant.distill import trainer as trainer_module
+from transplant.distill.data import collate, make_examples
+from transplant.distill.objectives import merge_chunks
+from transplant.distill.trainer import _objectives, run_directory
+from transplant.loading import load_model, load_tokenizer
+from transplant.vocab import Vocabulary, boundary_token_mask
+
+TRAIN_LINES = tiny.lines(0, 200)
+EVAL_LINES = tiny.lines(300, 60)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, source_tokenizer, target_tokenizer, llama):
+    root = tmp_path_factory.mktemp("distill")
+    target_tokenizer.save_pretrained(root / "tok")
+    convert(llama, root / "tok", root / "student", method="fvt", progress=False)
+    (root / "train.txt").write_text("\n".join(TRAIN_LINES) + "\n")
+    (root / "eval.txt").write_text("\n".join(EVAL_LINES) + "\n")
+    return root
+
+
+def _weights(directory):
+    return {k: v.clone() for k, v in load_model(directory).state_dict().items()}
+
+
+def test_merge_chunks_ends_merged_chunks_only_where_closed():
+    closed = torch.tensor([[False, True, False, False, True, False]])
+    token_chunk = torch.tensor([[-1, 0, 0, 1, 2, 3, 3, 4, 5, 5]])
+    merged, mask, ends = merge_chunks(closed, torch.ones(1, 6, dtype=torch.bool), token_chunk)
+    assert merged.tolist() == [[-1, 0, 0, 0, 1, 1, 1, 1, -1, -1]]  # chunk 5 never closes: dropped
+    assert mask.tolist() == [[True, True, False, False, False, False]]
+    assert ends[0, :2].tolist() == [1, 4]
+
+
+@pytest.mark.parametrize("merge_threshold", [0.0, 0.1])
+def test_alm_is_zero_with_zero_gradient_when_student_is_teacher(llama, source_tokenizer, merge_threshold):
+    vocab = Vocabulary.from_tokenizer(source_tokenizer)
+    batch = collate(make_examples("\n".join(TRAIN_LINES[:40]), vocab, vocab, segment_bytes=300, max_length=64)[:3])
+    teacher, student = load_model(llama), load_model(llama)
+    student.train()
+    boundary = boundary_token_mask(vocab)
+    options = AlmOptions(divergence="binary_kl", merge_threshold=merge_threshold)
+    parts = _objectives(batch, teacher, student, {"alm": 1.0}, boundary, boundary, options)
+    parts["alm"].backward()
+    assert abs(parts["alm"].item()) < 1e-6
+    gradient = max(p.grad.abs().max().item() for p in student.parameters() if p.grad is not None)
+    assert gradient < 1e-6
+    assert batch.chunk_mask.sum() > 20  # the batch really had chunks to compare
+
+
+def test_alm_gradient_reaches_the_new_embeddings(setup, llama, source_tokenizer, target_tokenizer):
+    teacher_vocab, student_vocab = Vocabulary.from_tokenizer(source_tokenizer), Vocabulary.from_tokenizer(target_tokenizer)
+    batch = collate(make_examples("\n".join(TRAIN_LINES[:40]), teacher_vocab, student_vocab, segment_bytes=300, max_length=64)[:3])
+    teacher, student = load_model(llama), load_model(setup / "student")
+    parts = _objectives(batch, teacher, student, {"alm": 1.0}, boundary_token_mask(teacher_vocab), boundary_token_mask(student_vocab), AlmOptions())
+    assert parts["alm"].item() > 0
+    parts["alm"].backward()
+    grad = student.get_input_embeddings().weight.grad
+    used = batch.student_ids.unique()
+    assert grad[used].abs().sum(1).gt(0).float().mean() > 0.5  # most tokens in the batch get a gradient
+
+
+@pytest.mark.parametrize("train", ["embeddings", "lora"])
+def test_training_changes_only_what_it_should_and_lowers_the_loss(setup, llama, train):
+    out = setup / f"out-{train}"
+    config = DistillConfig(loss="alm", train=train, max_steps=8, max_tokens=10**9, batch_size=2, learning_rate=3e-3, eval_every=0)
+    result = distill(llama, setup / "student", [setup / "train.txt"], out, config, eval_text=setup / "eval.txt", progress=False)
+    before, after = _weights(setup / "student"), _weights(out)
+    assert set(before) == set(after)  # LoRA was merged away: a plain checkpoint again
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any("embed_tokens" in name for name in changed)
+    if train == "embeddings":
+        assert all("embed_tokens" in name or "lm_head" in name for name in changed)
+    else:
+        assert any("proj" in name for name in changed)
+    assert result.bits_per_byte_after < result.bits_per_byte_before
+    losses = [r["alm"] for r in result.curve if "alm" in r]
+    assert sum(losses[-3:]) < sum(losses[:3])
+    assert load_tokenizer(out).get_vocab() == load_tokenizer(setup / "student").get_vocab()
+    report = json.loads((out / "distill_report.json").read_text())
+    assert report["steps"] == 8 and report["config"]["train"] == train
+    assert not run_directory(out).exists()
+
+
+def test_resume_after_interruption_reproduces_the_uninterrupted_run(setup, llama, monkeypatch):
+    config = DistillConfig(loss="alm+ce", max_steps=6, max_tokens=10**9, batch_size=2, checkpoint_every=2, eval_every=3, learning_rate=1e-2)
+    distill(llama, setup / "student", [setup / "train.txt"], setup / "straight", config, eval_text=setup / "eval.txt", progress=False)
+
+    save = trainer_module.save_checkpoint
+
+    def killed_after_step_4(accelerator, run_dir, step, state):
+        path = save(accelerator, run_dir, step, state)
+        if step == 4:
+            raise KeyboardInterrupt  # as if killed right after the checkpoint
+        return path
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", killed_after_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        distill(llama, setup / "student", [setup / "train.txt"], setup / "resumed", config, eval_text=setup / "eval.txt", progress=False)
+    assert not (setup / "resumed").exists()  # nothing half-written
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save)
+    result = distill(llama, setup / "student", [setup / "train.txt"], setup / "resumed", config, eval_text=setup / "eval.txt", resume=True, progress=False)
+
+    straight, resumed = _weights(setup / "straight"), _weights(setup / "resumed")
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+    assert [r["step"] for r in result.curve] == list(range(7))
+    log = [json.loads(line) for line in (setup / "straight" / "log.jsonl").read_text().splitlines()]
+    assert [r.get("eval_bpb") for r in log] == [r.get("eval_bpb") for r in result.curve]
+
+
+def test_cli_distill_and_its_errors(setup, llama):
+    runner = CliRunner()
+    args = ["distill", "--teacher", str(llama), "--student", str(setup / "student"), "--text", str(setup / "train.txt")]
+    result = runner.invoke(main, args + ["-o", str(setup / "cli"), "--max-tokens", "600", "--eval-text", str(setup / "eval.txt"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "bits/byte" in result.output and (setup / "cli" / "config.json").is_file()
+
+    missing = runner.invoke(main, ["distill", "--teacher", str(llama), "--student", str(setup / "student"), "--text", str(setup / "nope.txt"), "-o", str(setup / "x")])
+    assert missing.exit_code != 0 and "nope.txt" in missing.output and "Traceback" not in missing.output
+
+    exists = runner.invoke(main, args + ["-o", str(setup / "cli")])
+    assert exists.exit_code == 1 and "--overwrite" in exists.output
+
+    bad_loss = runner.invoke(main, args + ["-o", str(setup / "y"), "--loss", "alm+kl"])
+    assert bad_loss.exit_code != 0 and "--loss" in bad_loss.output
+
+    run_directory(setup / "z").joinpath("checkpoints", "step-1").mkdir(parents=True)
+    (run_directory(setup / "z") / "checkpoints" / "step-1" / "state.json").write_text("{}")
+    interrupted = runner.invoke(main, args + ["-o", str(setup / "z")])
+    assert interrupted.exit_code == 1 and "--resume" in interrupted.output
+
+
+def test_cli_resume_after_kill_9_matches_the_uninterrupted_run(setup, llama):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["--teacher", str(llama), "--student", str(setup / "student"), "--text", str(setup / "train.txt"), "--loss", "alm",
+            "--max-steps", "12", "--max-tokens", "1000000000", "--batch-size", "2", "--checkpoint-every", "1", "--lr", "1e-2", "--quiet"]
+    command = [sys.executable, "-m", "transplant.cli", "distill", *args, "-o", str(setup / "killed")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoints = run_directory(setup / "killed") / "checkpoints"
+    deadline = time.time() + 120
+    while not (checkpoints / "step-3" / "state.json").is_file() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (setup / "killed").exists(), "the run finished before it could be killed"
+
+    runner = CliRunner()
+    resumed = runner.invoke(main, ["distill", *args, "-o", str(setup / "killed"), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    straight = runner.invoke(main, ["distill", *args, "-o", str(setup / "unkilled"), "--checkpoint-every", "0"])
+    assert straight.exit_code == 0, straight.output
+    a, b = _weights(setup / "killed"), _weights(setup / "unkilled")
+    assert all(torch.equal(a[name], b[name]) for name in a)

@@ -1,0 +1,291 @@
+"""The distillation loop: teacher (old tokenizer) → student (new tokenizer), read top to bottom.
+
+Every step draws its examples from a per-epoch permutation fixed by the seed, so a resumed run
+sees exactly the batches the uninterrupted one would have. Checkpoints (accelerate state: weights,
+optimizer, scheduler, RNG) are written atomically every ``checkpoint_every`` steps into a run
+directory beside the output; the output itself appears, complete, only at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..checkpoint import atomic_directory
+from ..errors import TransplantError
+from ..evaluate import bits_per_byte, read_text
+from ..loading import load_model, load_tokenizer
+from ..training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint, step_generator
+from ..vocab import Vocabulary, boundary_token_mask
+from .data import Batch, Example, collate, make_examples
+from .objectives import OBJECTIVES, AlmOptions, alm_objective, ce_objective, latent_objective
+from .trainable import DEFAULT_LEARNING_RATES, finished_model, prepare_trainable, trainable_parameters
+
+REPORT_FILE = "distill_report.json"
+LOG_FILE = "log.jsonl"
+# settings a resumed run must share with the run it continues (budgets and eval may change)
+_RESUMABLE_CHANGES = {"max_tokens", "max_steps", "target_bpb", "eval_every", "eval_bytes", "checkpoint_every"}
+
+
+@dataclass
+class DistillConfig:
+    loss: str = "alm"  # objectives joined by "+": alm, ce, latents
+    loss_weights: dict[str, float] = field(default_factory=dict)  # default 1.0 each
+    train: str = "embeddings"  # embeddings | lora | full
+    learning_rate: float | None = None  # default by `train`
+    max_tokens: int = 200_000  # student tokens
+    max_steps: int | None = None
+    target_bpb: float | None = None  # stop once held-out bits/byte reach this
+    batch_size: int = 4
+    grad_accum: int = 1
+    segment_bytes: int = 1024  # text per example, cut at lines
+    max_length: int = 512  # tokens per side
+    warmup_fraction: float = 0.05
+    min_lr_fraction: float = 0.1
+    max_grad_norm: float = 1.0
+    eval_every: int = 50
+    eval_bytes: int = 50_000
+    checkpoint_every: int = 50
+    seed: int = 0
+    lora_rank: int = 16
+    alm: AlmOptions = field(default_factory=AlmOptions)
+
+    def objectives(self) -> dict[str, float]:
+        names = [n.strip() for n in self.loss.split("+") if n.strip()]
+        unknown = [n for n in names if n not in OBJECTIVES]
+        if unknown or not names:
+            raise TransplantError(f"--loss must join {', '.join(OBJECTIVES)} with '+', not '{self.loss}'")
+        return {name: float(self.loss_weights.get(name, 1.0)) for name in names}
+
+    def lr(self) -> float:
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATES[self.train]
+
+
+@dataclass
+class DistillResult:
+    out: Path
+    steps: int
+    student_tokens: int
+    seconds: float
+    bits_per_byte_before: float | None
+    bits_per_byte_after: float | None
+    curve: list[dict]
+
+
+def run_directory(out: Path) -> Path:
+    return out.parent / f".{out.name}.distill-run"
+
+
+def distill(
+    teacher: str | Path,
+    student: str | Path,
+    texts: list[str | Path],
+    out: str | Path,
+    config: DistillConfig | None = None,
+    *,
+    eval_text: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> DistillResult:
+    config = config or DistillConfig()
+    objectives = config.objectives()
+    out = Path(out)
+    run_dir = run_directory(out)
+    if out.exists() and not overwrite:
+        raise TransplantError(f"output {out} exists; pass --overwrite to replace it")
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is not None and not resume and not overwrite:
+        raise TransplantError(f"an interrupted run is in {run_dir}: pass --resume to continue it or --overwrite to start over")
+    if overwrite and not resume:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        checkpoint = None
+    if not texts:
+        raise TransplantError("no training text: pass --text FILE")
+    text = "".join(read_text(path) for path in texts)
+    held_out = read_text(eval_text, max_bytes=config.eval_bytes) if eval_text else None
+
+    # models, tokenizers and the vocabulary facts the objectives need
+    teacher_tokenizer, student_tokenizer = load_tokenizer(teacher), load_tokenizer(student)
+    teacher_vocab, student_vocab = Vocabulary.from_tokenizer(teacher_tokenizer), Vocabulary.from_tokenizer(student_tokenizer)
+    examples = make_examples(text, teacher_vocab, student_vocab, config.segment_bytes, config.max_length)
+    if not examples:
+        raise TransplantError("the training text gives no aligned example (is it empty?)")
+    uses_teacher = any(name in objectives for name in ("alm", "latents"))
+    teacher_model = load_model(teacher) if uses_teacher else None
+    student_model = load_model(student)
+    if student_model.get_input_embeddings().weight.shape[0] < len(student_vocab):
+        raise TransplantError(f"student {student} has fewer embedding rows than its tokenizer has ids; was it converted to this tokenizer?")
+
+    accelerator = make_accelerator(config.seed)
+    student_model = prepare_trainable(student_model, config.train, config.lora_rank)
+    optimizer = torch.optim.AdamW(trainable_parameters(student_model), lr=config.lr(), weight_decay=0.0)
+    planned_steps = _planned_steps(examples, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(planned_steps, config))
+    student_model, optimizer, scheduler = accelerator.prepare(student_model, optimizer, scheduler)
+    device = accelerator.device
+    if teacher_model is not None:
+        teacher_model.requires_grad_(False).eval().to(device)
+    teacher_boundary = boundary_token_mask(teacher_vocab).to(device)
+    student_boundary = boundary_token_mask(student_vocab).to(device)
+
+    def evaluate() -> float | None:
+        if held_out is None:
+            return None
+        model = accelerator.unwrap_model(student_model)
+        model.eval()
+        result = bits_per_byte(model, student_tokenizer, held_out, progress=False)
+        model.train()
+        return result.bits_per_byte
+
+    # fresh start or resume
+    log = JsonlLog(run_dir / LOG_FILE)
+    step, tokens = 0, 0
+    if checkpoint is not None:
+        state = load_checkpoint(accelerator, checkpoint)
+        _check_same_run(state["config"], config)
+        step, tokens = state["step"], state["tokens"]
+        log.truncate_after(step)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log.truncate_after(-1)
+        log.write(step=0, tokens=0, eval_bpb=evaluate())
+    order = _ExampleOrder(len(examples), config.seed)
+
+    student_model.train()
+    started = time.perf_counter()
+    bar = tqdm(total=config.max_tokens, initial=min(tokens, config.max_tokens), unit="tok", desc="distilling", disable=not progress)
+    done = _budget_spent(step, tokens, config)
+    while not done:
+        step_started = time.perf_counter()
+        losses = {name: 0.0 for name in objectives}
+        step_tokens = 0
+        for micro in range(config.grad_accum):
+            first = (step * config.grad_accum + micro) * config.batch_size
+            batch = collate([examples[order[first + i]] for i in range(config.batch_size)]).to(device)
+            with accelerator.autocast():
+                parts = _objectives(batch, teacher_model, student_model, objectives, teacher_boundary, student_boundary, config.alm)
+            loss = sum(objectives[name] * value for name, value in parts.items()) / config.grad_accum
+            accelerator.backward(loss)
+            for name, value in parts.items():
+                losses[name] += value.item() / config.grad_accum
+            step_tokens += batch.student_tokens
+        if config.max_grad_norm:
+            accelerator.clip_grad_norm_(trainable_parameters(student_model), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        tokens += step_tokens
+        seconds = time.perf_counter() - step_started
+        record = {"step": step, "tokens": tokens, "lr": scheduler.get_last_lr()[0], "tokens_per_s": step_tokens / seconds, **losses}
+        done = _budget_spent(step, tokens, config)
+        if held_out is not None and (done or (config.eval_every and step % config.eval_every == 0)):
+            record["eval_bpb"] = evaluate()
+            if config.target_bpb is not None and record["eval_bpb"] <= config.target_bpb:
+                done = True
+        log.write(**record)
+        bar.update(min(tokens, config.max_tokens) - bar.n)
+        bar.set_postfix({name: f"{value:.4f}" for name, value in losses.items()} | {"tok/s": f"{record['tokens_per_s']:.0f}"})
+        if not done and config.checkpoint_every and step % config.checkpoint_every == 0:
+            save_checkpoint(accelerator, run_dir, step, {"tokens": tokens, "config": _config_json(config)})
+    bar.close()
+
+    # the finished student, as a plain checkpoint with its tokenizer
+    curve = log.read()
+    evals = [r["eval_bpb"] for r in curve if r.get("eval_bpb") is not None]
+    result = DistillResult(
+        out=out,
+        steps=step,
+        student_tokens=tokens,
+        seconds=time.perf_counter() - started,
+        bits_per_byte_before=curve[0].get("eval_bpb") if curve else None,
+        bits_per_byte_after=evals[-1] if len(evals) > 1 else None,
+        curve=curve,
+    )
+    model = finished_model(accelerator.unwrap_model(student_model))
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        model.save_pretrained(tmp)
+        student_tokenizer.save_pretrained(tmp)
+        shutil.copy(run_dir / LOG_FILE, tmp / LOG_FILE)
+        report = {"teacher": str(teacher), "student": str(student), "texts": [str(t) for t in texts], "eval_text": str(eval_text) if eval_text else None}
+        report |= {"config": _config_json(config), "steps": step, "student_tokens": tokens}
+        report |= {"bits_per_byte_before": result.bits_per_byte_before, "bits_per_byte_after": result.bits_per_byte_after}
+        (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return result
+
+
+def _objectives(batch: Batch, teacher, student, objectives, teacher_boundary, student_boundary, alm: AlmOptions) -> dict:
+    wants_latents = "latents" in objectives
+    teacher_out = None
+    if teacher is not None:
+        with torch.no_grad():
+            teacher_out = teacher(input_ids=batch.teacher_ids, attention_mask=batch.teacher_mask, output_hidden_states=wants_latents)
+    student_out = student(input_ids=batch.student_ids, attention_mask=batch.student_mask, output_hidden_states=wants_latents)
+    parts = {}
+    if "alm" in objectives:
+        parts["alm"] = alm_objective(batch, teacher_out.logits, student_out.logits, teacher_boundary, student_boundary, alm)
+    if "ce" in objectives:
+        parts["ce"] = ce_objective(batch, student_out.logits)
+    if wants_latents:
+        parts["latents"] = latent_objective(batch, teacher_out.hidden_states[-1], student_out.hidden_states[-1])
+    return parts
+
+
+class _ExampleOrder:
+    """Example index for the k-th draw: a fresh permutation per epoch, fixed by the seed."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed = size, seed
+
+    @lru_cache(maxsize=4)
+    def _permutation(self, epoch: int) -> list[int]:
+        return torch.randperm(self.size, generator=step_generator(self.seed, epoch)).tolist()
+
+    def __getitem__(self, k: int) -> int:
+        epoch, offset = divmod(k, self.size)
+        return self._permutation(epoch)[offset]
+
+
+def _planned_steps(examples: list[Example], config: DistillConfig) -> int:
+    """Steps the token budget should take, from the mean example length (sets the LR schedule)."""
+    mean_tokens = sum(len(e.student_ids) - 1 for e in examples) / len(examples)
+    steps = math.ceil(config.max_tokens / max(mean_tokens * config.batch_size * config.grad_accum, 1))
+    return max(1, min(steps, config.max_steps) if config.max_steps else steps)
+
+
+def _schedule(total: int, config: DistillConfig):
+    warmup = max(1, int(total * config.warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 1.0 - (1.0 - config.min_lr_fraction) * progress
+
+    return factor
+
+
+def _budget_spent(step: int, tokens: int, config: DistillConfig) -> bool:
+    return tokens >= config.max_tokens or (config.max_steps is not None and step >= config.max_steps)
+
+
+def _config_json(config: DistillConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def _check_same_run(saved: dict, config: DistillConfig) -> None:
+    current = _config_json(config)
+    changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
+    if changed:
+        raise TransplantError(f"--resume with different settings ({', '.join(changed)}); use the original ones or --overwrite")
