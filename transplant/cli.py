@@ -238,7 +238,7 @@ def hypernet():
 @click.option("--batch-size", type=int, default=None, help="Text rows per step (default 8).")
 @click.option("--block-size", type=int, default=None, help="Tokens per row (default 128).")
 @click.option("--identity-steps", type=int, default=None, help="First steps that only rebuild base embeddings (default 100).")
-@click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 3e-4).")
+@click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 1e-3).")
 @click.option("--sampled-vocab-size", type=int, default=None, help="Size of the sampled vocabularies (default 16384).")
 @click.option("--seed", type=int, default=None, help="Seed of every random draw (default 0).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -64,7 +64,7 @@ class TrainConfig:
     identity_steps: int = 100
     reconstruction_tokens: int = 2048  # base tokens rebuilt from smaller pieces per step
     reconstruction_weight: float = 0.5
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3  # the value measured on SmolLM2 (README)
     warmup_steps: int = 50
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
