@@ -36,6 +36,7 @@ def main():
     transplant eval MODEL [MODEL ...] --text held_out.txt
     transplant train-tokenizer --like MODEL --corpus text.txt --vocab-size 32000 -o tok/
     transplant distill --teacher MODEL --student OUT --text train.txt -o RECOVERED
+    transplant hypernet train MODEL --corpus text.txt -o hypernet/
     transplant demo
     """
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -67,6 +68,7 @@ def _methods_help() -> str:
 @click.option("--target-vectors", type=click.Path(path_type=Path), default=None, help="fastText .bin/.vec for the target language.")
 @click.option("--target-corpus", type=click.Path(path_type=Path), default=None, help="Target-language text to train fastText on when no vectors are given.")
 @click.option("--dictionary", type=click.Path(path_type=Path), default=None, help="wechsel: bilingual dictionary, `source<TAB>target` per line.")
+@click.option("--hypernet", type=click.Path(path_type=Path), default=None, help="hypernet: directory written by `transplant hypernet train`.")
 @click.option("--max-shard-size", default="1GB", show_default=True, help="Largest output shard; bounds peak memory while copying.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_tokens, seed, max_shard_size, quiet, **method_options):
@@ -211,6 +213,45 @@ def demo(corpus, work_dir, vocab_size, methods, eval_bytes, quiet):
     for method in chosen:
         method_class(method)  # an unknown name fails before any work
     run_demo(corpus, work_dir, vocab_size, chosen, eval_bytes, echo=click.echo, progress=not quiet)
+
+
+@main.group(cls=_Group)
+def hypernet():
+    """Train a hypernetwork that predicts embeddings for any tokenizer (zero-shot transfer).
+
+    \b
+    transplant hypernet train MODEL --corpus text.txt -o hypernet/
+    transplant convert MODEL NEW_TOKENIZER -o OUT --method hypernet --hypernet hypernet/
+    """
+
+
+@hypernet.command(name="train")
+@click.argument("model")
+@click.option("--corpus", "corpora", multiple=True, required=True, type=click.Path(path_type=Path), help="UTF-8 training text (repeatable).")
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output hypernetwork directory (written at the end, atomically; checkpoints go to OUT.run/).")
+@click.option("--max-steps", type=int, default=None, help="Training steps (default 2000).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in OUT.run/.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT and start OUT.run/ over.")
+@click.option("--tokenizer", "tokenizers", multiple=True, help="Train on these real tokenizers instead of sampled Unigram ones (repeatable).")
+@click.option("--eval-text", type=click.Path(path_type=Path), default=None, help="Held-out text for periodic bits per byte (default: the corpus's last lines, not trained on).")
+@click.option("--eval-tokenizer", default=None, help="Held-out tokenizer for evaluation (default: a sampled one no step trains on).")
+@click.option("--batch-size", type=int, default=None, help="Text rows per step (default 8).")
+@click.option("--block-size", type=int, default=None, help="Tokens per row (default 128).")
+@click.option("--identity-steps", type=int, default=None, help="First steps that only rebuild base embeddings (default 100).")
+@click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 1e-3).")
+@click.option("--sampled-vocab-size", type=int, default=None, help="Size of the sampled vocabularies (default 16384).")
+@click.option("--seed", type=int, default=None, help="Seed of every random draw (default 0).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text, eval_tokenizer, quiet, **options):
+    """Train a hypernetwork for MODEL on text tokenized by many sampled tokenizers."""
+    from .hypernet import train
+
+    options = {key: value for key, value in options.items() if value is not None}
+    written = train(
+        model, list(corpora), out, tokenizers=list(tokenizers) or None, eval_text=eval_text, eval_tokenizer=eval_tokenizer,
+        resume=resume, overwrite=overwrite, progress=not quiet, **options,
+    )
+    click.echo(f"wrote {written}; use it with: transplant convert {model} NEW_TOKENIZER -o OUT --method hypernet --hypernet {written}")
 
 
 @main.command()

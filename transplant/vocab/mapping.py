@@ -128,26 +128,32 @@ def _spells(source: Vocabulary, ids: list[int], key: tuple[bytes, bool]) -> bool
     return data == key[0] and first_word_start == key[1] and rest_continue
 
 
-def segment(source: Vocabulary, key: tuple[bytes, bool]) -> list[int]:
+def segment(source: Vocabulary, key: tuple[bytes, bool], exclude: int | None = None) -> list[int]:
     """Fewest source tokens whose bytes concatenate to ``key`` exactly; [] if none exist.
+
+    ``exclude`` names a token the segmentation may not use: a source token's own id, to spell it
+    with smaller pieces (the hypernetwork learns to rebuild whole tokens from such spellings).
 
     In Ġ/▁ families the word-start space is a byte like any other, so we segment the surface
     bytes. In implicit-space families (WordPiece) the first piece must start a word and the rest
     continue it; if that is impossible we accept any pieces that spell the bytes, spaces dropped.
     """
+    def allowed(token: int | None) -> int | None:
+        return None if token == exclude else token
+
     if source.style.explicit_space:
-        return _fewest_pieces(surface_bytes(key, source.style), lambda chunk, start: source.surface_index.get(chunk))
+        return _fewest_pieces(surface_bytes(key, source.style), lambda chunk, start: allowed(source.surface_index.get(chunk)))
     data, word_start = key
 
     def strict(chunk: bytes, start: int) -> int | None:
-        return source.index.get((chunk, word_start if start == 0 else False))
+        return allowed(source.index.get((chunk, word_start if start == 0 else False)))
 
     found = _fewest_pieces(data, strict)
     if found:
         return found
 
     def relaxed(chunk: bytes, start: int) -> int | None:
-        return source.index.get((chunk, True), source.index.get((chunk, False)))
+        return allowed(source.index.get((chunk, True), source.index.get((chunk, False))))
 
     return _fewest_pieces(data.replace(b" ", b""), relaxed)
 

@@ -1,0 +1,408 @@
+"""Training the hypernetwork: one loop, readable top to bottom (nanoGPT style).
+
+Each step draws text and a tokenizer (from ``step_generator(seed, step)`` only, so a resumed run
+draws exactly what an uninterrupted one would), predicts embeddings for that tokenizer's tokens,
+and runs the frozen base model on the text tokenized with it. Two losses:
+
+- the LM loss of the base model with the predicted embeddings (input and, tied or not, output);
+- a reconstruction loss on tokens the base vocabulary already has: predict each from a spelling
+  with *smaller* base tokens (``segment(..., exclude=itself)``) and pull the prediction toward the
+  token's true embedding. (Spelled with itself the token would be trivial: the residual sits on
+  fvt, which already returns its own row.) The first ``identity_steps`` steps use only this loss,
+  on random base tokens, and need no LM forward pass: a cheap warm start.
+
+As at conversion time, tokens that exist in the base vocabulary (same bytes, or a special token's
+role) keep their true rows in the LM pass; the hypernetwork only sets the others. The softmax runs
+over the batch's tokens plus ``vocab_subsample`` other tokens of the sampled vocabulary (the whole
+vocabulary when None): on a CPU predicting all of it every step would dominate the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..errors import TransplantError
+from ..training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint, step_generator
+from ..vocab import Vocabulary, build_mapping, segment
+from .model import Hypernet, HypernetConfig, fingerprint, fvt_base, piece_matrix
+from .sampler import FixedTokenizers, UnigramSampler
+
+LOG_FILE = "log.jsonl"
+TRAINING_FILE = "training.json"
+HELD_OUT_SEED = 2**40  # no training step (seed * 1_000_003 + step) reaches it
+
+
+@dataclass
+class TrainConfig:
+    """Defaults sized for a SmolLM2-class model (~100M parameters); see README for CPU numbers."""
+
+    max_steps: int = 2000
+    batch_size: int = 8
+    block_size: int = 128  # tokens per text row, in the sampled tokenizer
+    # the hypernetwork
+    width: int = 256
+    layers: int = 2
+    heads: int = 4
+    max_pieces: int = 8
+    # tokenizers
+    sampled_vocab_size: int = 16384
+    tokenizer_text_bytes: int = 65536  # text whose substrings make each sampled vocabulary
+    noise_mean: float = 0.5  # noise on the sampled pieces' log scores (see sampler.py)
+    noise_log_std: float = 0.5
+    vocab_subsample: int | None = 4096  # softmax over the batch's tokens + this many others
+    # losses and schedule
+    identity_steps: int = 100
+    reconstruction_tokens: int = 2048  # base tokens rebuilt from smaller pieces per step
+    reconstruction_weight: float = 0.5
+    learning_rate: float = 1e-3  # the value measured on SmolLM2 (README)
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    # bookkeeping
+    eval_every: int = 250
+    eval_bytes: int = 8000
+    checkpoint_every: int = 100
+    seed: int = 0
+
+
+def train(
+    model: str | Path,
+    corpora: list[str | Path],
+    out: str | Path,
+    *,
+    tokenizers: list | None = None,
+    eval_text: str | Path | None = None,
+    eval_tokenizer=None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    callback: Callable[[int, dict], None] | None = None,
+    **options,
+) -> Path:
+    """Train a hypernetwork for ``model`` on ``corpora`` and write it to ``out``.
+
+    ``tokenizers``: real tokenizers to train on instead of sampled Unigram ones. Held-out
+    evaluation uses ``eval_text`` (default: the corpus's last lines, never trained on) tokenized by
+    ``eval_tokenizer`` (default: a sampled tokenizer from a seed no training step uses).
+    Checkpoints and the log live in ``OUT.run/``; ``resume`` continues from its last checkpoint.
+    ``callback(step, record)`` is called after every step (timing, tests).
+    """
+    from ..loading import load_model, load_tokenizer
+    from ..tokenizer_training import corpus_lines
+
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TransplantError(f"unknown training option {', '.join(unknown)} (options: {', '.join(sorted(known))})")
+    config = TrainConfig(**options)
+    if config.max_steps < 1 or config.batch_size < 1 or config.block_size < 2:
+        raise TransplantError("max_steps and batch_size must be at least 1, block_size at least 2")
+    out = Path(out)
+    run_dir = out.with_name(out.name + ".run")
+    if out.exists() and not overwrite:
+        raise TransplantError(f"output {out} exists; pass --overwrite to replace it")
+    if run_dir.exists() and not resume and not overwrite:
+        raise TransplantError(f"{run_dir} holds an earlier run; pass --resume to continue it or --overwrite to start over")
+
+    # --- data: training lines, and held-out text the loop never draws from
+    lines = corpus_lines(list(corpora))
+    if eval_text is None:
+        held_out, size = [], 0
+        while lines and size < config.eval_bytes and len(lines) > 1:
+            held_out.insert(0, lines.pop())
+            size += len(held_out[0].encode("utf-8")) + 1
+        eval_text = "\n".join(held_out) + "\n"
+    else:
+        from ..evaluate import read_text
+
+        eval_text = read_text(eval_text, config.eval_bytes)
+    line_bytes = torch.tensor([len(line.encode("utf-8")) + 1 for line in lines], dtype=torch.float64)
+
+    # --- the frozen base model and its vocabulary
+    base_tokenizer = load_tokenizer(model)
+    base_model = load_model(model)
+    base_vocab = Vocabulary.from_tokenizer(base_tokenizer)
+    embeddings = base_model.get_input_embeddings().weight.detach().float()
+    head = base_model.get_output_embeddings()
+    tied = head is None or head.weight is base_model.get_input_embeddings().weight
+    sources = {"input": embeddings} if tied else {"input": embeddings, "output": head.weight.detach().float()}
+    for parameter in base_model.parameters():
+        parameter.requires_grad_(False)
+
+    # --- tokenizers to train on, and the held-out one to evaluate with
+    if tokenizers:
+        sampler = FixedTokenizers([load_tokenizer(t) if isinstance(t, (str, Path)) else t for t in tokenizers])
+    else:
+        sampler = UnigramSampler(base_tokenizer, config.sampled_vocab_size, noise_mean=config.noise_mean, noise_log_std=config.noise_log_std)
+    if eval_tokenizer is None:
+        eval_sampler = UnigramSampler(base_tokenizer, config.sampled_vocab_size, noise_mean=config.noise_mean, noise_log_std=0.0)
+        eval_tokenizer = eval_sampler.sample(_draw_text(lines, line_bytes, config.tokenizer_text_bytes, torch.Generator().manual_seed(HELD_OUT_SEED + config.seed)), torch.Generator().manual_seed(HELD_OUT_SEED))
+    elif isinstance(eval_tokenizer, (str, Path)):
+        eval_tokenizer = load_tokenizer(eval_tokenizer)
+    eval_mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(eval_tokenizer), progress=False)
+
+    # --- the hypernetwork, optimiser and schedule, on accelerate
+    hypernet = _new_hypernet(str(model), sources, config)
+    accelerator = make_accelerator(config.seed)
+    optimizer = torch.optim.AdamW(hypernet.parameters(), lr=config.learning_rate, betas=(0.9, 0.95), weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _learning_rate_factor(step, config))
+    hypernet, optimizer, schedule = accelerator.prepare(hypernet, optimizer, schedule)
+    hypernet_module = accelerator.unwrap_model(hypernet)  # for its config and for evaluation
+    device = accelerator.device
+    base_model.to(device)
+    sources = {kind: rows.to(device) for kind, rows in sources.items()}
+
+    # Each base token spelled without itself: what the reconstruction loss rebuilds it from.
+    spellings = _self_spellings(base_vocab, len(embeddings))
+    rebuildable = torch.tensor([i for i, s in enumerate(spellings) if len(s) > 1])
+
+    log = JsonlLog(run_dir / LOG_FILE)
+    step = 0
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        step = load_checkpoint(accelerator, checkpoint)["step"]
+        log.truncate_after(step)
+    elif run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / TRAINING_FILE).write_text(json.dumps({"model": str(model), "corpora": [str(c) for c in corpora], **asdict(config)}, indent=1) + "\n")
+
+    def reconstruction_loss(source_ids: torch.Tensor) -> torch.Tensor:
+        """Relative squared error of base tokens rebuilt from smaller pieces (all kinds)."""
+        decompositions = [spellings[i] for i in source_ids.tolist()]
+        pieces = piece_matrix(decompositions, config.max_pieces, len(embeddings)).to(device)
+        total = 0.0
+        for kind, rows in sources.items():
+            base = fvt_base(hypernet_module, base_vocab, decompositions, rows.cpu()).to(device)
+            predicted = hypernet(pieces, rows, base, kind)
+            truth = rows[source_ids.to(device)]
+            total = total + ((predicted - truth) ** 2).sum(-1).mean() / (truth**2).sum(-1).mean()
+        return total
+
+    if step == 0 and config.eval_every <= config.max_steps:  # the untrained hypernetwork is fvt: the curve's baseline
+        log.write(step=0, eval_bits_per_byte=evaluate(base_model, hypernet_module, eval_mapping, eval_tokenizer, eval_text, sources))
+    bar = tqdm(total=config.max_steps, initial=step, desc="training hypernet", disable=not progress)
+    started = time.perf_counter()
+    try:
+        while step < config.max_steps:
+            step_started = time.perf_counter()
+            generator = step_generator(config.seed, step)
+            record: dict = {"step": step + 1, "lr": schedule.get_last_lr()[0]}
+            hypernet.train()
+            if step < config.identity_steps:
+                # phase 1: rebuild random base tokens from smaller pieces; no LM pass
+                chosen = rebuildable[torch.randperm(len(rebuildable), generator=generator)[: config.reconstruction_tokens]]
+                with accelerator.autocast():
+                    loss = reconstruction_loss(chosen)
+                record.update(loss=loss.item(), reconstruction=loss.item(), tokens=0)
+            else:
+                # phase 2: a sampled tokenizer, the base model's LM loss with predicted rows
+                texts = [_draw_text(lines, line_bytes, 8 * config.block_size, generator) for _ in range(config.batch_size)]
+                tokenizer = sampler.sample(_draw_text(lines, line_bytes, config.tokenizer_text_bytes, generator) + "".join(texts), generator)
+                mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False)
+                ids, labels, mask = _encode(tokenizer, texts, config.block_size)
+                active, local = _active_tokens(ids, len(mapping.target), config.vocab_subsample, generator)
+                with accelerator.autocast():
+                    rows = _vocabulary_rows(hypernet, hypernet_module, mapping, active, sources, base_vocab, config.max_pieces, device)
+                    hidden = base_model.base_model(inputs_embeds=rows["input"][local.to(device)], attention_mask=mask.to(device)).last_hidden_state
+                    logits = hidden @ rows["output" if "output" in rows else "input"].T
+                    lm_loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), _local_labels(labels, active)[:, 1:].reshape(-1).to(device), ignore_index=-100)
+                    shared = torch.tensor([mapping.matches[t] for t in range(len(mapping.target)) if mapping.match_kind[t] == "exact" and len(spellings[mapping.matches[t]]) > 1], dtype=torch.long)
+                    shared = shared[torch.randperm(len(shared), generator=generator)[: config.reconstruction_tokens]]
+                    rebuilt = reconstruction_loss(shared) if len(shared) else torch.zeros((), device=device)
+                    loss = lm_loss + config.reconstruction_weight * rebuilt
+                tokens = int(mask.sum())
+                record.update(loss=loss.item(), lm_loss=lm_loss.item(), reconstruction=rebuilt.item(), tokens=tokens, vocabulary=len(mapping.target), softmax=len(active))
+            accelerator.backward(loss)
+            record["grad_norm"] = float(accelerator.clip_grad_norm_(hypernet.parameters(), config.max_grad_norm))
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            record["seconds"] = time.perf_counter() - step_started
+            if step % config.eval_every == 0 or step == config.max_steps:
+                record["eval_bits_per_byte"] = evaluate(base_model, hypernet_module, eval_mapping, eval_tokenizer, eval_text, sources)
+            log.write(**record)
+            if step % config.checkpoint_every == 0 or step == config.max_steps:
+                save_checkpoint(accelerator, run_dir, step, {"elapsed": time.perf_counter() - started})
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("loss", "lm_loss", "eval_bits_per_byte")})
+            if callback is not None:
+                callback(step, record)
+    except KeyboardInterrupt:
+        bar.close()
+        raise TransplantError(f"interrupted at step {step}; run again with --resume to continue from {latest_checkpoint(run_dir) or 'the start'}") from None
+    bar.close()
+
+    from .io import save
+
+    hypernet_module.eval()
+    return save(hypernet_module, out, overwrite=overwrite, extra_files={LOG_FILE: (run_dir / LOG_FILE).read_text(), TRAINING_FILE: (run_dir / TRAINING_FILE).read_text()})
+
+
+def create(model: str | Path, **options) -> Hypernet:
+    """An untrained hypernetwork for ``model`` (it reproduces fvt exactly); ``options`` as for train."""
+    from ..loading import load_model
+
+    config = TrainConfig(**options)
+    base_model = load_model(model)
+    head = base_model.get_output_embeddings()
+    sources = {"input": base_model.get_input_embeddings().weight.detach().float()}
+    if head is not None and head.weight is not base_model.get_input_embeddings().weight:
+        sources["output"] = head.weight.detach().float()
+    return _new_hypernet(str(model), sources, config).eval()
+
+
+def _new_hypernet(label: str, sources: dict[str, torch.Tensor], config: TrainConfig) -> Hypernet:
+    """A hypernetwork that records which base model it belongs to (a hash of its rows)."""
+    embeddings = sources["input"]
+    hypernet_config = HypernetConfig(
+        base_model=label,
+        fingerprints={kind: fingerprint(rows) for kind, rows in sources.items()},
+        embedding_dim=embeddings.shape[1],
+        source_rows=embeddings.shape[0],
+        kinds=list(sources),
+        max_pieces=config.max_pieces,
+        width=config.width,
+        layers=config.layers,
+        heads=config.heads,
+    )
+    with torch.random.fork_rng(devices=[]):  # seeded, without touching the caller's RNG
+        torch.manual_seed(config.seed)
+        hypernet = Hypernet(hypernet_config)
+    for kind, rows in sources.items():
+        hypernet.set_scale(kind, rows)
+    return hypernet
+
+
+def _learning_rate_factor(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10% at ``max_steps``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(config.max_steps - config.warmup_steps, 1)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _draw_text(lines: list[str], line_bytes: torch.Tensor, size: int, generator: torch.Generator) -> str:
+    """Consecutive lines from a random place in the corpus, about ``size`` bytes."""
+    start = int(torch.randint(len(lines), (), generator=generator))
+    out, total = [], 0
+    while total < size:
+        out.append(lines[start % len(lines)])
+        total += int(line_bytes[start % len(lines)])
+        start += 1
+    return "\n".join(out) + "\n"
+
+
+def _encode(tokenizer, texts: list[str], block_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[batch, block] ids (a start token first where the tokenizer has one), labels and mask."""
+    from ..evaluate import start_token
+
+    start = start_token(tokenizer)
+    ids = torch.zeros(len(texts), block_size, dtype=torch.long)
+    labels = torch.full((len(texts), block_size), -100, dtype=torch.long)
+    mask = torch.zeros(len(texts), block_size, dtype=torch.long)
+    for row, encoded in enumerate(tokenizer(texts, add_special_tokens=False)["input_ids"]):
+        encoded = (([start] if start is not None else []) + encoded)[:block_size]
+        ids[row, : len(encoded)] = torch.tensor(encoded)
+        labels[row, : len(encoded)] = torch.tensor(encoded)
+        mask[row, : len(encoded)] = 1
+    return ids, labels, mask
+
+
+def _active_tokens(ids: torch.Tensor, vocab_size: int, subsample: int | None, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The vocabulary rows this step predicts (the batch's tokens + random others) and the
+    batch rewritten as positions in that list."""
+    present = torch.unique(ids)
+    if subsample is None:
+        active = torch.arange(vocab_size)
+    else:
+        others = torch.ones(vocab_size, dtype=torch.bool)
+        others[present] = False
+        candidates = others.nonzero().squeeze(1)
+        extra = candidates[torch.randperm(len(candidates), generator=generator)[:subsample]]
+        active = torch.sort(torch.cat([present, extra])).values
+    position = torch.full((vocab_size,), -1, dtype=torch.long)
+    position[active] = torch.arange(len(active))
+    return active, position[ids]
+
+
+def _local_labels(labels: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+    position = torch.full((int(active.max()) + 1,), -1, dtype=torch.long)
+    position[active] = torch.arange(len(active))
+    return torch.where(labels >= 0, position[labels.clamp(min=0)], labels)
+
+
+def _vocabulary_rows(hypernet, module: Hypernet, mapping, active: torch.Tensor, sources: dict, base_vocab, max_pieces: int, device) -> dict[str, torch.Tensor]:
+    """Rows of ``active`` target tokens per kind: true rows where the base vocabulary has the
+    token (as conversion copies them), hypernetwork predictions elsewhere."""
+    targets = active.tolist()
+    decompositions = [mapping.pieces[t] for t in targets]
+    matched = torch.tensor([mapping.matches[t] for t in targets], dtype=torch.long)
+    copy = (matched >= 0).to(device)
+    pieces = piece_matrix(decompositions, max_pieces, module.config.source_rows).to(device)
+    out = {}
+    for kind, rows in sources.items():
+        token_rows = [i for i, key in enumerate(base_vocab.canonical) if key is not None and i < len(rows)]
+        fallback = rows[token_rows].mean(0).cpu()
+        base = fvt_base(module, base_vocab, decompositions, rows.cpu(), fallback).to(device)
+        predicted = hypernet(pieces, rows, base, kind)
+        out[kind] = torch.where(copy.unsqueeze(1), rows[matched.clamp(min=0).to(device)], predicted)
+    return out
+
+
+def _self_spellings(base_vocab: Vocabulary, rows: int) -> list[list[int]]:
+    """For every base token, the fewest *other* base tokens that spell it ([] for single bytes)."""
+    out = []
+    for index in range(rows):
+        key = base_vocab.canonical[index] if index < len(base_vocab) else None
+        out.append(segment(base_vocab, key, exclude=index) if key is not None and len(key[0]) + key[1] > 1 else [])
+    return out
+
+
+@torch.no_grad()
+def evaluate(base_model, hypernet: Hypernet, mapping, tokenizer, text: str, sources: dict) -> float:
+    """Bits per byte of the base model moved onto ``tokenizer`` by the hypernetwork, as
+    ``convert --method hypernet`` would move it (exact matches copied, the rest predicted)."""
+    from ..core import _install, new_vocab_tensors
+    from ..evaluate import bits_per_byte
+
+    hypernet.eval()
+    tensors, _ = new_vocab_tensors(mapping, {kind: rows.cpu() for kind, rows in sources.items()}, "hypernet", {"hypernet": hypernet}, progress=False)
+    with _swapped_vocabulary(base_model, tensors):
+        result = bits_per_byte(base_model, tokenizer, text, progress=False)
+    hypernet.train()
+    return result.bits_per_byte
+
+
+@contextlib.contextmanager
+def _swapped_vocabulary(model, tensors: dict[str, torch.Tensor]):
+    """Install new vocabulary rows for the duration of the block, then put the old ones back."""
+    from ..core import _install
+
+    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
+    tied = head is not None and head.weight is embeddings.weight
+    saved = (embeddings.weight, embeddings.num_embeddings, getattr(embeddings, "padding_idx", None))
+    saved_head = (head.weight, head.out_features) if head is not None else None
+    device = embeddings.weight.device
+    _install(model, {kind: t.to(device) for kind, t in tensors.items()}, tied)
+    try:
+        yield
+    finally:
+        embeddings.weight, embeddings.num_embeddings = saved[0], saved[1]
+        if saved[2] is not None:
+            embeddings.padding_idx = saved[2]
+        if head is not None:
+            head.weight, head.out_features = saved_head

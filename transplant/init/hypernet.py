@@ -1,0 +1,46 @@
+"""``hypernet``: a trained hypernetwork predicts each new token from the base model's pieces (ZeTT).
+
+Train one with ``transplant hypernet train MODEL --corpus FILE -o DIR`` and pass ``--hypernet
+DIR``. Untrained it equals ``fvt``; exact matches are copied as with every method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import torch
+
+from ..errors import TransplantError
+from . import register
+from .base import InitInputs, Initializer
+
+
+@dataclass
+class HypernetOptions:
+    hypernet: object = None  # directory written by `transplant hypernet train`, or a loaded Hypernet
+
+
+@register
+class HypernetInit(Initializer):
+    name = "hypernet"
+    Options = HypernetOptions
+    handles_bias = False  # a head's bias is rebuilt by fvt
+
+    def check(self) -> None:
+        if self.options.hypernet is None:
+            raise TransplantError("method 'hypernet' needs --hypernet DIR (train one with `transplant hypernet train`)")
+        from ..hypernet.io import load
+        from ..hypernet.model import Hypernet
+
+        given = self.options.hypernet
+        self.model = given if isinstance(given, Hypernet) else load(given)  # a bad directory fails before heavy work
+
+    def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
+        from ..hypernet.io import check_base
+        from ..hypernet.model import predict
+
+        check_base(self.model, inputs.source, inputs.kind)
+        mapping = inputs.mapping
+        decompositions = [mapping.pieces[t] if t < len(mapping.pieces) else [] for t in target_ids]
+        result = predict(self.model, mapping.source, decompositions, inputs.source, inputs.kind, inputs.token_rows().mean(0))
+        names = ["hypernet" if any(p < len(inputs.source) for p in d) else "mean" for d in decompositions]
+        return result, names
