@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's transplant, not an installed one
 
-from transplant import hypernet  # noqa: E402
+import hypernet  # noqa: E402
 from transplant.core import convert  # noqa: E402
 from transplant.demo import smollm2_gguf  # noqa: E402
 from transplant.evaluate import bits_per_byte, read_text  # noqa: E402
@@ -120,7 +120,7 @@ def main() -> None:
 
 def time_prediction(model: str, tokenizer_dir: Path, hypernet_dir: Path, size: int = 150_000) -> None:
     """Seconds to predict ``size`` tokens: the German tokenizer's real decompositions, repeated."""
-    from transplant.hypernet.model import predict
+    from hypernet.model import predict
     from transplant.vocab import Vocabulary, build_mapping
 
     net = hypernet.load(hypernet_dir)

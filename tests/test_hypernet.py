@@ -11,11 +11,11 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from transplant import hypernet
+import hypernet
 from transplant.cli import main
 from transplant.core import convert, new_vocab_tensors, plan
 from transplant.errors import TransplantError
-from transplant.hypernet.sampler import FixedTokenizers, UnigramSampler
+from hypernet.sampler import FixedTokenizers, UnigramSampler
 from transplant.loading import load_model, load_tokenizer
 from transplant.vocab import Vocabulary, build_mapping
 

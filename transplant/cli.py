@@ -244,7 +244,7 @@ def hypernet():
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text, eval_tokenizer, quiet, **options):
     """Train a hypernetwork for MODEL on text tokenized by many sampled tokenizers."""
-    from .hypernet import train
+    from hypernet import train
 
     options = {key: value for key, value in options.items() if value is not None}
     written = train(

@@ -28,15 +28,15 @@ class HypernetInit(Initializer):
     def check(self) -> None:
         if self.options.hypernet is None:
             raise TransplantError("method 'hypernet' needs --hypernet DIR (train one with `transplant hypernet train`)")
-        from ..hypernet.io import load
-        from ..hypernet.model import Hypernet
+        from hypernet.io import load
+        from hypernet.model import Hypernet
 
         given = self.options.hypernet
         self.model = given if isinstance(given, Hypernet) else load(given)  # a bad directory fails before heavy work
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
-        from ..hypernet.io import check_base
-        from ..hypernet.model import predict
+        from hypernet.io import check_base
+        from hypernet.model import predict
 
         check_base(self.model, inputs.source, inputs.kind)
         mapping = inputs.mapping

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from ..init.fvt import decomposition_mean
-from ..vocab import Vocabulary
+from transplant.init.fvt import decomposition_mean
+from transplant.vocab import Vocabulary
 
 PAD = -1  # piece id of an empty position
 

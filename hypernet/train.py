@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..errors import TransplantError
-from ..training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint, step_generator
-from ..vocab import Vocabulary, build_mapping, segment
+from transplant.errors import TransplantError
+from transplant.training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint, step_generator
+from transplant.vocab import Vocabulary, build_mapping, segment
 from .model import Hypernet, HypernetConfig, fingerprint, fvt_base, piece_matrix
 from .sampler import FixedTokenizers, UnigramSampler
 
@@ -97,8 +97,8 @@ def train(
     Checkpoints and the log live in ``OUT.run/``; ``resume`` continues from its last checkpoint.
     ``callback(step, record)`` is called after every step (timing, tests).
     """
-    from ..loading import load_model, load_tokenizer
-    from ..tokenizer_training import corpus_lines
+    from transplant.loading import load_model, load_tokenizer
+    from transplant.tokenizer_training import corpus_lines
 
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(options) - known)
@@ -123,7 +123,7 @@ def train(
             size += len(held_out[0].encode("utf-8")) + 1
         eval_text = "\n".join(held_out) + "\n"
     else:
-        from ..evaluate import read_text
+        from transplant.evaluate import read_text
 
         eval_text = read_text(eval_text, config.eval_bytes)
     line_bytes = torch.tensor([len(line.encode("utf-8")) + 1 for line in lines], dtype=torch.float64)
@@ -254,7 +254,7 @@ def train(
 
 def create(model: str | Path, **options) -> Hypernet:
     """An untrained hypernetwork for ``model`` (it reproduces fvt exactly); ``options`` as for train."""
-    from ..loading import load_model
+    from transplant.loading import load_model
 
     config = TrainConfig(**options)
     base_model = load_model(model)
@@ -308,7 +308,7 @@ def _draw_text(lines: list[str], line_bytes: torch.Tensor, size: int, generator:
 
 def _encode(tokenizer, texts: list[str], block_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """[batch, block] ids (a start token first where the tokenizer has one), labels and mask."""
-    from ..evaluate import start_token
+    from transplant.evaluate import start_token
 
     start = start_token(tokenizer)
     ids = torch.zeros(len(texts), block_size, dtype=torch.long)
@@ -376,8 +376,8 @@ def _self_spellings(base_vocab: Vocabulary, rows: int) -> list[list[int]]:
 def evaluate(base_model, hypernet: Hypernet, mapping, tokenizer, text: str, sources: dict) -> float:
     """Bits per byte of the base model moved onto ``tokenizer`` by the hypernetwork, as
     ``convert --method hypernet`` would move it (exact matches copied, the rest predicted)."""
-    from ..core import _install, new_vocab_tensors
-    from ..evaluate import bits_per_byte
+    from transplant.core import _install, new_vocab_tensors
+    from transplant.evaluate import bits_per_byte
 
     hypernet.eval()
     tensors, _ = new_vocab_tensors(mapping, {kind: rows.cpu() for kind, rows in sources.items()}, "hypernet", {"hypernet": hypernet}, progress=False)
@@ -390,7 +390,7 @@ def evaluate(base_model, hypernet: Hypernet, mapping, tokenizer, text: str, sour
 @contextlib.contextmanager
 def _swapped_vocabulary(model, tensors: dict[str, torch.Tensor]):
     """Install new vocabulary rows for the duration of the block, then put the old ones back."""
-    from ..core import _install
+    from transplant.core import _install
 
     embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
     tied = head is not None and head.weight is embeddings.weight

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..checkpoint import atomic_directory
-from ..errors import TransplantError
+from transplant.checkpoint import atomic_directory
+from transplant.errors import TransplantError
 from .model import Hypernet, HypernetConfig, fingerprint
 
 CONFIG_FILE = "hypernet.json"

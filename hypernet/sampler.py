@@ -18,9 +18,9 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from ..errors import TransplantError
-from ..tokenizer_training import _renumber_post_processor
-from ..vocab import Vocabulary
+from transplant.errors import TransplantError
+from transplant.tokenizer_training import _renumber_post_processor
+from transplant.vocab import Vocabulary
 
 
 class UnigramSampler:
