@@ -25,6 +25,7 @@ and an interrupted run resumes at the first unfinished step; ``--force`` rebuild
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -115,6 +116,19 @@ def take_bytes(lines: list[str], budget: int | None) -> list[str]:
             break
         out.append(line)
     return out
+
+
+def text_slice(path: Path, budget: int) -> Path:
+    """The leading lines of ``path`` within ``budget`` bytes, as a file in the cache that keeps its
+    name and modification time (so fastText trained on it stays cached across runs)."""
+    key = fingerprint([file_id(path), budget])
+    target = cache_dir() / "recipes" / f"{path.stem}-{budget}-{key}.txt"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+        partial.write_text("\n".join(take_bytes(read_lines(path, "pass --source-corpus PATH"), budget)) + "\n", encoding="utf-8")
+        os.replace(partial, target)
+    return target
 
 
 def read_lines(path: Path, option: str) -> list[str]:
@@ -321,11 +335,9 @@ class Recipe:
         if a.hub is None:
             for path in self.corpus_files():
                 if not path.is_file():
-                    default = not a.corpus
-                    raise TransplantError(
-                        f"no {'default ' if default else ''}{self.name} text at {path}: pass --corpus PATH (UTF-8, one paragraph per line)"
-                        f" or --hub to stream {self.hub_label()} from the Hugging Face hub"
-                    )
+                    what = f"text not found: {path}" if a.corpus else f"no {self.name} text at {path} (the default)"
+                    hub = f"--hub to stream {self.hub_label()}" if self.spec.hub_config else "--hub DATASET:CONFIG to stream a Hugging Face dataset"
+                    raise TransplantError(f"{what}: pass --corpus PATH (UTF-8, one paragraph per line) or {hub} from the Hugging Face hub")
         else:
             if importlib.util.find_spec("datasets") is None:
                 raise TransplantError("--hub needs the datasets package: pip install 'transplant[hub]'; or give local text with --corpus PATH")
@@ -530,19 +542,19 @@ class Recipe:
                         except TransplantError as error:
                             raise TransplantError(f"{error}; or use --vectors local to train fastText on the recipe's text") from None
                 else:
-                    source = source_corpus
-                    if a.source_bytes is not None:  # a slice of the source text (--quick)
-                        source = tmp / f"{a.source_language}.source.txt"
-                        source.write_text("\n".join(take_bytes(read_lines(source_corpus, "pass --source-corpus PATH"), a.source_bytes)) + "\n", encoding="utf-8")
-                    # the very parameters wechsel trains with, so convert finds these models in the cache
+                    source = source_corpus if a.source_bytes is None else text_slice(source_corpus, a.source_bytes)  # --quick: a slice
+                    # the parameters wechsel trains with itself (with --quick, 100k n-gram buckets: 40 MB models, not 800 MB)
                     params_ft = get("wechsel", dictionary=info["dictionary"], source_corpus=str(source), target_corpus=str(train_file)).fasttext_params()
+                    params_ft = dataclasses.replace(params_ft, bucket=100_000) if a.quick else params_ft
                     for side, corpus in (("source", source), ("target", train_file)):
                         print(f"  fastText {side} ({corpus.name}): training or cached", flush=True)
                         info[f"wechsel_{side}_vectors"] = str(train_fasttext(corpus, params_ft, words="split-punctuation", threads=a.threads))
             if "focus" in self.methods:
                 print("  fastText token-level target vectors (focus): training or cached", flush=True)
                 tok = load_tokenizer(tokenizer.info["path"])
-                info["focus_target_vectors"] = str(train_fasttext(train_file, get("focus", target_corpus=str(train_file)).fasttext_params(), tokenizer=tok, threads=a.threads))
+                params_ft = get("focus", target_corpus=str(train_file)).fasttext_params()
+                params_ft = dataclasses.replace(params_ft, bucket=100_000) if a.quick else params_ft
+                info["focus_target_vectors"] = str(train_fasttext(train_file, params_ft, tokenizer=tok, threads=a.threads))
             return info
 
         step = self.step("vectors", params, build)
