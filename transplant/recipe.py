@@ -726,7 +726,11 @@ def render_report(r: dict) -> str:
             lines.append(f"- {row['model']}: " + ", ".join(f"{k} {v}" for k, v in sorted(row["rules"].items(), key=lambda kv: -kv[1])))
     lines += ["", "![bits per byte](bits_per_byte.png) ![bytes per token](bytes_per_token.png)", "", "## Wall times", ""]
     lines.append(markdown_table(["step", "seconds", "this run"], [[s["step"], f"{s['seconds']:.1f}", "reused" if s["reused"] else "built"] for s in r["steps"]]))
-    lines += ["", f"Whole run: {r['wall_s']:.0f} s" + (f" on {r['threads']} thread(s)" if r["threads"] else "") + "; a reused step shows the time it took when built.", ""]
+    built = sum(s["seconds"] for s in r["steps"])
+    reused = sum(1 for s in r["steps"] if s["reused"])
+    threads = f" on {r['threads']} CPU thread{'s' if r['threads'] > 1 else ''}" if r["threads"] else ""
+    lines += ["", f"All steps: {built:.0f} s when built{threads} (a reused step shows the time it took when it was built); "
+              f"this run: {r['wall_s']:.0f} s, {reused} of {len(r['steps'])} steps reused.", ""]
     lines += ["## Commands", "", "The recipe, as run:", "", "```", r["command"], "```", "", "The same steps as `transplant` commands:", "", "```", *r["commands"], "```", ""]
     lines += [f"`model/` is the final checkpoint ({next(row['model'] for row in r['rows'] if row['final'])}); the other checkpoints and every step are in `{r['work_dir']}/`.", ""]
     return "\n".join(lines)
@@ -742,12 +746,14 @@ def plot_results(r: dict, directory: Path) -> None:
     names = [row["model"] for row in rows][::-1]
     colors = ["#888" if row["method"] is None else "#3a7" if row["final"] else "#69c" for row in rows][::-1]
     title = f"{r['model']} -> {r['tokenizer']['vocab']:,}-token {r['name']} tokenizer; {rows[0]['bytes']:,} held-out bytes"
-    for key, xlabel, file in (
-        ("bits_per_byte", "bits per byte on held-out text (lower is better)", "bits_per_byte.png"),
-        ("bytes_per_token", "bytes per token on held-out text (higher: fewer tokens)", "bytes_per_token.png"),
-    ):
-        values = [row[key] for row in rows][::-1]
-        figure, axis = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.3))
+    tok = r["tokenizer"]
+    charts = (
+        ("bits per byte on held-out text (lower is better)", "bits_per_byte.png", names, [row["bits_per_byte"] for row in rows][::-1], colors),
+        ("bytes per token on held-out text (higher: fewer tokens)", "bytes_per_token.png",
+         [f"new ({tok['vocab']:,} tokens)", f"original ({tok['source_vocab']:,} tokens)"], [tok["new"]["bytes_per_token"], tok["original"]["bytes_per_token"]], ["#3a7", "#888"]),
+    )
+    for xlabel, file, names, values, colors in charts:
+        figure, axis = plt.subplots(figsize=(8, 0.45 * len(values) + 1.3))
         bars = axis.barh(names, values, color=colors)
         axis.bar_label(bars, fmt="%.3f", padding=3)
         axis.set_xlabel(xlabel)
