@@ -142,7 +142,9 @@ def test_steps_are_reused_rebuilt_and_never_half_written(tmp_path):
     again = run_step(tmp_path, "step", {"a": 1}, build, echo=lambda *_: None)
     assert not first.reused and again.reused and again.info == {"n": 1} and len(calls) == 1
     assert run_step(tmp_path, "step", {"a": 2}, build, echo=lambda *_: None).info == {"n": 2}  # new parameters
-    assert run_step(tmp_path, "step", {"a": 2}, build, force=True, echo=lambda *_: None).info == {"n": 3}
+    before = run_step(tmp_path, "step", {"a": 2}, build, echo=lambda *_: None)
+    rebuilt = run_step(tmp_path, "step", {"a": 2}, build, force=True, echo=lambda *_: None)
+    assert rebuilt.info == {"n": 3} and rebuilt.id != before.id  # steps built on it will be rebuilt too
 
     def broken(tmp):
         (tmp / "half.txt").write_text("x")

@@ -221,10 +221,13 @@ class Step:
     info: dict
     seconds: float
     reused: bool
+    built_at: float | None = None  # when it was built: a rebuilt step gets a new id
 
     @property
     def id(self) -> str:
-        return fingerprint(self.params)
+        """What later steps record about this one: its parameters and when it was built, so
+        rebuilding a step (a removed directory, --force) rebuilds every step that used it."""
+        return fingerprint(self.params if self.built_at is None else [self.params, self.built_at])
 
 
 @dataclass
@@ -253,14 +256,15 @@ def run_step(work: Path, name: str, params: dict, build, force: bool = False, ec
             saved = {}
         if saved.get("params") == json.loads(json.dumps(params, default=str)):
             echo(f"  {name}: done before, reused ({saved['seconds']:.1f} s then)")
-            return Step(name, directory, params, saved["info"], saved["seconds"], True)
+            return Step(name, directory, params, saved["info"], saved["seconds"], True, saved.get("built_at"))
     started = time.perf_counter()
     with atomic_directory(directory, overwrite=True) as tmp:
         info = build(tmp) or {}
         seconds = time.perf_counter() - started
-        (tmp / STEP_FILE).write_text(json.dumps({"params": params, "info": info, "seconds": seconds}, indent=1, default=str))
-    info = json.loads((directory / STEP_FILE).read_text())["info"]  # with tmp paths as written
-    return Step(name, directory, params, info, seconds, False)
+        record = {"params": params, "info": info, "seconds": seconds, "built_at": time.time()}
+        (tmp / STEP_FILE).write_text(json.dumps(record, indent=1, default=str))
+    saved = json.loads((directory / STEP_FILE).read_text())  # info as JSON gives it back, as a reused step would
+    return Step(name, directory, params, saved["info"], seconds, False, saved["built_at"])
 
 
 def needs_static(methods) -> bool:
