@@ -98,6 +98,22 @@ def test_fineweb2_without_subset_names_hub_option(capsys):
     assert status == 1 and "--hub HuggingFaceFW/fineweb-2:CONFIG" in err
 
 
+def test_offline_downloads_name_the_local_options(tmp_path, monkeypatch):
+    import transplant.static.download as download
+    from transplant.recipe import download_muse_dictionary, published_vectors
+
+    def offline(url, timeout):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(download, "_open", offline)
+    monkeypatch.setenv("TRANSPLANT_CACHE", str(tmp_path))
+    with pytest.raises(TransplantError, match="--dictionary PATH"):
+        download_muse_dictionary("en", "de")
+    with pytest.raises(TransplantError, match="--vectors local"):
+        published_vectors("de")
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no partial downloads left
+
+
 def test_unknown_method_and_missing_distillation(capsys):
     status, err = run_recipe("de", ["--compare", "nope"], capsys)
     assert status == 1 and "unknown method 'nope'" in err and "--compare" in err

@@ -200,6 +200,16 @@ def download_muse_dictionary(source: str, target: str, timeout: float = 20.0) ->
     return path
 
 
+def published_vectors(language: str) -> Path:
+    """The published ``cc.LANG.300.bin`` fastText model, downloaded once into the cache."""
+    from .static import download_fasttext_vectors
+
+    try:
+        return download_fasttext_vectors(language)
+    except TransplantError as error:
+        raise TransplantError(f"{error}; or use --vectors local to train fastText on the recipe's text") from None
+
+
 # ---------------------------------------------------------------------------------------------
 # Steps
 
@@ -531,7 +541,7 @@ class Recipe:
 
         def build(tmp: Path) -> dict:
             from .loading import load_tokenizer
-            from .static import download_fasttext_vectors, train_fasttext
+            from .static import train_fasttext
 
             info = {}
             if "wechsel" in self.methods:
@@ -541,10 +551,7 @@ class Recipe:
                     info["dictionary"] = str(self.dictionary_path().resolve())
                 if a.vectors == "cc":
                     for side, lang in (("source", a.source_language), ("target", self.language)):
-                        try:
-                            info[f"wechsel_{side}_vectors"] = str(download_fasttext_vectors(lang))
-                        except TransplantError as error:
-                            raise TransplantError(f"{error}; or use --vectors local to train fastText on the recipe's text") from None
+                        info[f"wechsel_{side}_vectors"] = str(published_vectors(lang))
                 else:
                     source = source_corpus if a.source_bytes is None else text_slice(source_corpus, a.source_bytes)  # --quick: a slice
                     # the parameters wechsel trains with itself (with --quick, 100k n-gram buckets: 40 MB models, not 800 MB)
