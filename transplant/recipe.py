@@ -281,6 +281,11 @@ def needs_static(methods) -> bool:
     return any(m in STATIC_METHODS for m in methods)
 
 
+def fewer_tokens(before: int, after: int) -> str:
+    share = 1 - after / max(before, 1)
+    return f"{abs(share):.0%} {'fewer' if share >= 0 else 'more'} tokens"
+
+
 def command_line(words) -> str:
     return " ".join(shlex.quote(str(w)) for w in words)
 
@@ -518,7 +523,7 @@ class Recipe:
         step = self.step("tokenizer", params, build)
         i = step.info
         print(f"  {i['vocab']:,} tokens; bytes per token on the held-out text: {i['original']['bytes_per_token']:.3f} (original, {i['source_vocab']:,} tokens)"
-              f" -> {i['new']['bytes_per_token']:.3f} (new), {1 - i['new']['tokens'] / i['original']['tokens']:.0%} fewer tokens")
+              f" -> {i['new']['bytes_per_token']:.3f} (new), {fewer_tokens(i['original']['tokens'], i['new']['tokens'])}")
         step.info["path"] = str(out / "tokenizer")
         return step
 
@@ -729,7 +734,7 @@ def render_report(r: dict) -> str:
     lines.append(markdown_table(headers, table))
     lines += ["", f"Tokenizer: {tok['vocab']:,} tokens" + (f" (given: {tok['given']})" if tok["given"] else " (BPE trained on the training lines in the model's style)")
               + f"; bytes per token on the held-out text {tok['original']['bytes_per_token']:.3f} (original, {tok['source_vocab']:,} tokens) -> "
-              f"{tok['new']['bytes_per_token']:.3f}; tokens per word {tok['original']['tokens_per_word']:.3f} -> {tok['new']['tokens_per_word']:.3f}.", ""]
+              f"{tok['new']['bytes_per_token']:.3f} ({fewer_tokens(tok['original']['tokens'], tok['new']['tokens'])}); tokens per word {tok['original']['tokens_per_word']:.3f} -> {tok['new']['tokens_per_word']:.3f}.", ""]
     lines.append("How each method set the new tokens' rows (input embeddings):")
     lines.append("")
     for row in r["rows"]:
