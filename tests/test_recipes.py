@@ -99,8 +99,8 @@ def test_fineweb2_without_subset_names_hub_option(capsys):
 
 
 def test_offline_downloads_name_the_local_options(tmp_path, monkeypatch):
-    import transplant.static.download as download
     from transplant.recipe import download_muse_dictionary, published_vectors
+    from transplant.static import download
 
     def offline(url, timeout):
         raise OSError("Name or service not known")

@@ -34,7 +34,7 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import atomic_directory, cache_dir
@@ -144,7 +144,7 @@ def hub_lines(dataset: str, config: str | None, budget: int, progress: bool = Tr
     """Lines of the ``text`` field of a hub dataset, streamed until ``budget`` bytes."""
     label = f"{dataset}" + (f" ({config})" if config else "")
     if importlib.util.find_spec("datasets") is None:
-        raise TransplantError(f"--hub needs the datasets package: pip install 'transplant[hub]'; or give local text with --corpus PATH")
+        raise TransplantError("--hub needs the datasets package: pip install 'transplant[hub]'; or give local text with --corpus PATH")
     import datasets
     from tqdm.auto import tqdm
 
@@ -458,7 +458,7 @@ class Recipe:
                 raw = [line for path in self.corpus_files() for line in read_lines(path, "pass --corpus PATH")]
             lines, repeats = dedupe(raw)
             if held_out_file is not None:
-                held, held_repeats = dedupe(read_lines(held_out_file, "pass --held-out PATH"))
+                held, _ = dedupe(read_lines(held_out_file, "pass --held-out PATH"))
                 held_set = set(held)
                 train = [line for line in lines if line not in held_set]
                 split = f"held-out file {held_out_file}"
@@ -467,7 +467,7 @@ class Recipe:
                 split = f"{self.spec.held_out_fraction:.0%} of lines by hash"
             leaked = len(lines) - len(train) if held_out_file is not None else 0
             if not train:
-                raise TransplantError(f"no training text left after deduplication; pass --corpus PATH with more text")
+                raise TransplantError("no training text left after deduplication; pass --corpus PATH with more text")
             train_cut = take_bytes(train, a.train_bytes)
             held = take_bytes(held, a.eval_bytes)
             if not held:
@@ -745,8 +745,9 @@ def render_report(r: dict) -> str:
     built = sum(s["seconds"] for s in r["steps"])
     reused = sum(1 for s in r["steps"] if s["reused"])
     threads = f" on {r['threads']} CPU thread{'s' if r['threads'] > 1 else ''}" if r["threads"] else ""
-    lines += ["", f"All steps: {built:.0f} s when built{threads} (a reused step shows the time it took when it was built); "
-              f"this run: {r['wall_s']:.0f} s, {reused} of {len(r['steps'])} steps reused.", ""]
+    timing = (f"All steps: {built:.0f} s when built{threads} (a reused step shows the time it took when it was built); "
+              f"this run: {r['wall_s']:.0f} s, {reused} of {len(r['steps'])} steps reused.")
+    lines += ["", timing, ""]
     lines += ["## Commands", "", "The recipe, as run:", "", "```", r["command"], "```", "", "The same steps as `transplant` commands:", "", "```", *r["commands"], "```", ""]
     lines += [f"`model/` is the final checkpoint ({next(row['model'] for row in r['rows'] if row['final'])}); the other checkpoints and every step are in `{r['work_dir']}/`.", ""]
     return "\n".join(lines)
