@@ -14,7 +14,7 @@ from transplant.recipe import RecipeSpec, main
 SPEC = RecipeSpec(
     language="de",
     name="German",
-    method="fvt",  # best on German in bench/compare_methods.py (2.4084 bits/byte; tokenadapt 2.4283, wechsel 2.5854)
+    method="fvt",  # best of every method in bench/compare_methods.py (2.4084 bits/byte; tokenadapt 2.4283, topk 2.5398, wechsel 2.5854)
     compare=("mean", "wechsel"),
     vocab_size=32768,
     hub_config="deu_Latn",  # HuggingFaceFW/fineweb-2 subset for --hub
