@@ -14,7 +14,7 @@ from transplant.recipe import RecipeSpec, main
 SPEC = RecipeSpec(
     language="fr",
     name="French",
-    method="fvt",  # best of the three measured by this recipe: 2.1631 bits/byte (wechsel 2.2904, mean 2.6009; recipes/README.md)
+    method="fvt",  # best of every method measured by this recipe (--all-methods): 2.1631 bits/byte (tokenadapt 2.1712, wechsel 2.2904, topk 2.2958, ...; recipes/README.md)
     compare=("mean", "wechsel"),
     vocab_size=32768,
     hub_config="fra_Latn",  # HuggingFaceFW/fineweb-2 subset for --hub
