@@ -541,7 +541,8 @@ class Recipe:
         params = {
             "text": text.id, "tokenizer": tokenizer.id, "vectors": a.vectors, "methods": sorted(m for m in self.methods if m in STATIC_METHODS),
             "source_corpus": file_id(source_corpus) if a.vectors == "local" and "wechsel" in self.methods else None, "source_bytes": a.source_bytes,
-            "dictionary": a.dictionary or str(self.dictionary_path()), "languages": [a.source_language, self.language], "version": 1,
+            "dictionary": a.dictionary if a.dictionary == "muse" or "wechsel" not in self.methods else file_id(self.dictionary_path()),
+            "languages": [a.source_language, self.language], "version": 1,
         }
 
         def build(tmp: Path) -> dict:
