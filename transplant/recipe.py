@@ -642,9 +642,10 @@ class Recipe:
         self.commands.append(command_line(["transplant", "distill", "--teacher", self.model_dir(), "--student", final.path, "--text", text.info["train_file"], "-o", self.work / "distill" / "model", "--max-tokens", a.distill_tokens]))
 
         def build(tmp: Path) -> dict:
-            config = DistillConfig(max_tokens=a.distill_tokens, loss="alm", train="embeddings", eval_text=text.info["held_out_file"])
-            run_distill(self.model_dir(), final.path, [text.info["train_file"]], tmp / "model", config)
-            return {}
+            # the API on main as of 17:50 UTC: distill(teacher, student, texts, out, config, *, eval_text, progress)
+            config = DistillConfig(max_tokens=a.distill_tokens, loss="alm", train="embeddings")
+            result = run_distill(self.model_dir(), final.path, [text.info["train_file"]], tmp / "model", config, eval_text=text.info["held_out_file"], progress=self.progress)
+            return {"result": getattr(result, "__dict__", str(result))}
 
         step = self.step("distill", params, build)
         label = f"{final.label} + distill {a.distill_tokens:,} tokens"
