@@ -376,7 +376,7 @@ def _self_spellings(base_vocab: Vocabulary, rows: int) -> list[list[int]]:
 def evaluate(base_model, hypernet: Hypernet, mapping, tokenizer, text: str, sources: dict) -> float:
     """Bits per byte of the base model moved onto ``tokenizer`` by the hypernetwork, as
     ``convert --method hypernet`` would move it (exact matches copied, the rest predicted)."""
-    from transplant.core import _install, new_vocab_tensors
+    from transplant.core import new_vocab_tensors
     from transplant.evaluate import bits_per_byte
 
     hypernet.eval()

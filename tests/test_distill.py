@@ -170,3 +170,20 @@ def test_cli_resume_after_kill_9_matches_the_uninterrupted_run(setup, llama):
     assert straight.exit_code == 0, straight.output
     a, b = _weights(setup / "killed"), _weights(setup / "unkilled")
     assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_cli_distill_needs_some_text_and_names_the_options(setup, llama):
+    runner = CliRunner()
+    base = ["distill", "--teacher", str(llama), "--student", str(setup / "student"), "-o", str(setup / "none")]
+    no_text = runner.invoke(main, base)
+    assert no_text.exit_code == 2 and "--text" in no_text.output and "--hub" in no_text.output
+
+
+def test_cli_distill_hub_offline_is_one_line_naming_the_local_option(setup, llama, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSPLANT_CACHE", str(tmp_path))
+    runner = CliRunner()
+    result = runner.invoke(main, ["distill", "--teacher", str(llama), "--student", str(setup / "student"), "--hub", "HuggingFaceFW/fineweb-2:deu_Latn", "-o", str(setup / "hub"), "--quiet"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--text FILE" in lines[0] and "Traceback" not in result.output

@@ -191,7 +191,7 @@ def test_wechsel_falls_back_to_fvt_not_random(cipher):
 def test_wechsel_computes_neighbours_once_for_input_and_output(cipher, monkeypatch):
     calls = []
     original = WechselInit.plan
-    monkeypatch.setattr(WechselInit, "plan", lambda self, *args: calls.append(1) or original(self, *args))
+    monkeypatch.setattr(WechselInit, "plan", lambda self, *args, **kwargs: calls.append(1) or original(self, *args, **kwargs))
     output = torch.randn_like(cipher.embeddings)
     options = {"source_vectors": str(cipher.source_vectors), "target_vectors": str(cipher.target_vectors), "dictionary": str(cipher.dictionary)}
     tensors, rules = new_vocab_tensors(cipher.mapping, {"input": cipher.embeddings, "output": output, "output_bias": torch.randn(len(output))}, "wechsel", options)
@@ -310,7 +310,7 @@ def test_focus_trains_token_level_vectors_and_reuses_them(german, tmp_path, monk
     monkeypatch.setenv("TRANSPLANT_CACHE", str(tmp_path))
     calls = []
     original = FocusInit.plan
-    monkeypatch.setattr(FocusInit, "plan", lambda self, *args: calls.append(1) or original(self, *args))
+    monkeypatch.setattr(FocusInit, "plan", lambda self, *args, **kwargs: calls.append(1) or original(self, *args, **kwargs))
     options = {"target_corpus": str(german.corpus), "dim": 8, "epochs": 3, "min_count": 2, "threads": 1, "k": 16}
     _, rules = new_vocab_tensors(german.mapping, {"input": german.embeddings, "output": german.embeddings.flip(0)}, "focus", options)
     assert len(calls) == 1 and rules["input"] == rules["output"]

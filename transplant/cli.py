@@ -257,10 +257,12 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text
 @main.command()
 @click.option("--teacher", required=True, help="The original model (old tokenizer): directory, .gguf or hub id.")
 @click.option("--student", required=True, help="The transplanted model (new tokenizer), e.g. the output of `transplant convert`.")
-@click.option("--text", "texts", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="UTF-8 training text (repeatable).")
+@click.option("--text", "texts", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="UTF-8 training text (repeatable).")
+@click.option("--hub", default=None, metavar="DATASET[:CONFIG]", help="Also stream training text from a hub dataset's `text` field, e.g. HuggingFaceFW/fineweb-2:deu_Latn (needs internet and `datasets`).")
+@click.option("--hub-bytes", default=20_000_000, show_default=True, help="How much text --hub streams (cached for re-runs).")
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output model directory (written at the end, atomically).")
-@click.option("--loss", default="alm", show_default=True, help="Objectives joined by '+': alm (likelihood matching), ce (next-token cross-entropy), latents (hidden states at chunk ends).")
-@click.option("--loss-weight", "loss_weights", multiple=True, metavar="NAME=W", help="Weight of one objective, e.g. ce=0.5 (default 1 each).")
+@click.option("--loss", default="alm+ce", show_default=True, help="Objectives joined by '+': alm (likelihood matching), ce (next-token cross-entropy), latents (hidden states at chunk ends).")
+@click.option("--loss-weight", "loss_weights", multiple=True, metavar="NAME=W", help="Weight of one objective, e.g. ce=0.5 (default: alm=100, which puts ALM's gradients on cross-entropy's scale; others 1). Given weights replace the defaults.")
 @click.option("--train", "train", type=click.Choice(["embeddings", "lora", "full"]), default="embeddings", show_default=True, help="What is trained: the embeddings, LoRA adapters plus embeddings, or every weight.")
 @click.option("--max-tokens", default=200_000, show_default=True, help="Budget in student tokens.")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps.")
@@ -279,7 +281,7 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text
 @click.option("--resume", is_flag=True, help="Continue the interrupted run for OUT from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT and discard an interrupted run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def distill(teacher, student, texts, out, loss, loss_weights, train, temperature, merge_threshold, eval_text, resume, overwrite, quiet, **settings):
+def distill(teacher, student, texts, hub, hub_bytes, out, loss, loss_weights, train, temperature, merge_threshold, eval_text, resume, overwrite, quiet, **settings):
     """Recover a transplanted model by distilling the original into it (teacher → student).
 
     ALM compares how likely teacher and student find the same stretch of text, chunk by chunk,
@@ -296,9 +298,19 @@ def distill(teacher, student, texts, out, loss, loss_weights, train, temperature
             weights[name.strip()] = float(value)
         except ValueError:
             raise click.BadParameter(f"'{item}' is not NAME=WEIGHT", param_hint="--loss-weight") from None
-    config = DistillConfig(loss=loss, loss_weights=weights, train=train, alm=AlmOptions(temperature=temperature, merge_threshold=merge_threshold), **settings)
+    if weights:
+        settings["loss_weights"] = weights
+    config = DistillConfig(loss=loss, train=train, alm=AlmOptions(temperature=temperature, merge_threshold=merge_threshold), **settings)
     config.objectives()  # a bad --loss fails before models load
-    result = run_distill(teacher, student, list(texts), out, config, eval_text=eval_text, resume=resume, overwrite=overwrite, progress=not quiet)
+    texts = list(texts)
+    if hub:
+        from .hub_text import hub_text_file
+
+        dataset, _, subset = hub.partition(":")
+        texts.append(hub_text_file(dataset, subset or None, hub_bytes, progress=not quiet))
+    if not texts:
+        raise click.UsageError("give training text: --text FILE (repeatable) or --hub DATASET[:CONFIG]")
+    result = run_distill(teacher, student, texts, out, config, eval_text=eval_text, resume=resume, overwrite=overwrite, progress=not quiet)
     click.echo(f"{result.steps} steps, {result.student_tokens:,} student tokens in {result.seconds:.0f} s -> {out}")
     if result.bits_per_byte_before is not None and result.bits_per_byte_after is not None:
         click.echo(f"held-out bits/byte: {result.bits_per_byte_before:.4f} before, {result.bits_per_byte_after:.4f} after")

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from .checkpoint import atomic_directory, cache_dir
 from .errors import TransplantError
+from .hub_text import hub_lines
 
 STATIC_METHODS = ("wechsel", "focus")
 MUSE_URL = "https://dl.fbaipublicfiles.com/arrival/dictionaries/{source}-{target}.txt"
@@ -138,38 +139,6 @@ def read_lines(path: Path, option: str) -> list[str]:
         return path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as error:
         raise TransplantError(f"{path} is not UTF-8 text (bad byte at offset {error.start}); {option}") from None
-
-
-def hub_lines(dataset: str, config: str | None, budget: int, progress: bool = True) -> list[str]:
-    """Lines of the ``text`` field of a hub dataset, streamed until ``budget`` bytes."""
-    label = f"{dataset}" + (f" ({config})" if config else "")
-    if importlib.util.find_spec("datasets") is None:
-        raise TransplantError("--hub needs the datasets package: pip install 'transplant[hub]'; or give local text with --corpus PATH")
-    import datasets
-    from tqdm.auto import tqdm
-
-    lines, size = [], 0
-    try:
-        datasets.logging.set_verbosity_error()
-        stream = datasets.load_dataset(dataset, config, split="train", streaming=True)
-        with tqdm(total=budget, unit="B", unit_scale=True, desc=f"streaming {label}", disable=not progress) as bar:
-            for row in stream:
-                text = row.get("text") or ""
-                for line in text.splitlines():
-                    if line.strip():
-                        lines.append(line)
-                        size += len(line.encode("utf-8")) + 1
-                bar.update(min(size, budget) - bar.n)
-                if size >= budget:
-                    break
-    except TransplantError:
-        raise
-    except Exception as error:  # noqa: BLE001 - offline, unknown dataset, auth: all end the same way
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise TransplantError(f"could not stream {label} from the Hugging Face hub ({reason[:200]}); without internet, give local text with --corpus PATH") from None
-    if not lines:
-        raise TransplantError(f"{label} gave no text (no 'text' field?); give local text with --corpus PATH")
-    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -642,10 +611,10 @@ class Recipe:
         self.commands.append(command_line(["transplant", "distill", "--teacher", self.model_dir(), "--student", final.path, "--text", text.info["train_file"], "-o", self.work / "distill" / "model", "--max-tokens", a.distill_tokens]))
 
         def build(tmp: Path) -> dict:
-            # the API on main as of 17:50 UTC: distill(teacher, student, texts, out, config, *, eval_text, progress)
-            config = DistillConfig(max_tokens=a.distill_tokens, loss="alm", train="embeddings")
+            config = DistillConfig(max_tokens=a.distill_tokens)  # the library's measured defaults
             result = run_distill(self.model_dir(), final.path, [text.info["train_file"]], tmp / "model", config, eval_text=text.info["held_out_file"], progress=self.progress)
-            return {"result": getattr(result, "__dict__", str(result))}
+            return {"result": {"steps": result.steps, "student_tokens": result.student_tokens, "seconds": result.seconds,
+                               "bits_per_byte_before": result.bits_per_byte_before, "bits_per_byte_after": result.bits_per_byte_after}}
 
         step = self.step("distill", params, build)
         label = f"{final.label} + distill {a.distill_tokens:,} tokens"

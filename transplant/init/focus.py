@@ -48,7 +48,7 @@ def sparsemax(scores: torch.Tensor) -> torch.Tensor:
     return entmax.sparsemax(scores.double(), dim=-1).float()
 
 
-def top_k_sparsemax(index: NeighborIndex, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def top_k_sparsemax(index: NeighborIndex, queries: torch.Tensor, k: int, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sparsemax over the similarities of each query to every anchor in ``index``, computed from
     each query's most similar anchors only; returned sparse as (query rows, anchor positions,
     weights) of the non-zero weights.
@@ -66,7 +66,7 @@ def top_k_sparsemax(index: NeighborIndex, queries: torch.Tensor, k: int) -> tupl
     pending = torch.arange(len(queries))
     rows, positions, weights = [], [], []
     while len(pending):
-        scores, found = index.search(queries[pending], width, progress=len(pending) >= PROGRESS_FROM)
+        scores, found = index.search(queries[pending], width, progress=progress and len(pending) >= PROGRESS_FROM)
         result = sparsemax(scores)
         result = torch.where(found >= 0, result, torch.zeros_like(result))
         done = ((result > 0).sum(-1) < width) | (width >= total)
@@ -122,10 +122,10 @@ class FocusInit(Initializer):
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
         plan = self._plan
         if plan is None or plan.mapping is not inputs.mapping or plan.target_ids != tuple(target_ids):
-            plan = self._plan = self.plan(inputs.mapping, target_ids, len(inputs.source))
+            plan = self._plan = self.plan(inputs.mapping, target_ids, len(inputs.source), progress=inputs.progress)
         return apply_plan(plan, inputs, target_ids, RULE)
 
-    def plan(self, mapping: VocabMapping, target_ids: list[int], source_rows: int) -> SimilarityPlan:
+    def plan(self, mapping: VocabMapping, target_ids: list[int], source_rows: int, progress: bool = True) -> SimilarityPlan:
         o = self.options
         tokenizer = mapping.target.tokenizer if o.level == "token" else None
         words = "as-is" if o.level == "token" else "split-punctuation"
@@ -149,7 +149,7 @@ class FocusInit(Initializer):
             anchor_sources = torch.tensor([mapping.matches[t] for t in anchors], dtype=torch.long)
             index = NeighborIndex(matrix[anchors], normalize=True)
             queries = matrix[[target_ids[p] for p in positions]]
-            rows, found, values = top_k_sparsemax(index, torch.from_numpy(queries), o.k)
+            rows, found, values = top_k_sparsemax(index, torch.from_numpy(queries), o.k, progress=progress)
             cols = anchor_sources[found]
         info = {"anchors": len(anchors), "target_with_vector": int(known.sum())}
         return SimilarityPlan(mapping, tuple(target_ids), positions, rows, cols, values, info)

@@ -108,7 +108,7 @@ class TokenAdaptInit(Initializer):
         has = torch.zeros(count, dtype=torch.bool)
         known = space.known.nonzero().squeeze(1)
         if len(known):
-            scores, ids = nearest(space, candidate_ids(inputs, space), space.queries[known], self.options.k)
+            scores, ids = nearest(space, candidate_ids(inputs, space), space.queries[known], self.options.k, progress=inputs.progress)
             ids = torch.where(scores >= self.options.threshold, ids, torch.full_like(ids, -1))
             kept = (ids >= 0).any(1)
             out[known] = combine(scores, ids, inputs.source, self.options.temperature)

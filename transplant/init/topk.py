@@ -69,13 +69,13 @@ def own_space(inputs: InitInputs, target_ids: list[int]) -> SimilaritySpace:
     return SimilaritySpace(inputs.source, queries, known)
 
 
-def nearest(space: SimilaritySpace, candidates: torch.Tensor, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest(space: SimilaritySpace, candidates: torch.Tensor, queries: torch.Tensor, k: int, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine similarities and source ids of the ``k`` nearest candidates of each query, best first.
 
     Ids are source ids (not positions among the candidates); -1 pads when fewer were found.
     """
     index = NeighborIndex(space.source[candidates], normalize=True, expected_queries=len(queries))
-    scores, positions = index.search(queries, k, progress=len(queries) >= PROGRESS_FROM)
+    scores, positions = index.search(queries, k, progress=progress and len(queries) >= PROGRESS_FROM)
     ids = torch.where(positions >= 0, candidates[positions.clamp_min(0)], torch.full_like(positions, -1))
     return scores, ids
 
@@ -127,7 +127,7 @@ class TopkInit(Initializer):
         known = space.known.nonzero().squeeze(1)
         if len(known):
             candidates = candidate_ids(inputs, space)
-            scores, ids = nearest(space, candidates, space.queries[known], self.options.k)
+            scores, ids = nearest(space, candidates, space.queries[known], self.options.k, progress=inputs.progress)
             result[known] = combine(scores, ids, inputs.source, self.options.temperature)
         names = ["topk" if flag else "mean" for flag in space.known.tolist()]
         return result, names

@@ -168,7 +168,7 @@ class WechselInit(Initializer):
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
         plan = self._plan
         if plan is None or plan.mapping is not inputs.mapping or plan.target_ids != tuple(target_ids):
-            plan = self._plan = self.plan(inputs.mapping, target_ids, len(inputs.source))
+            plan = self._plan = self.plan(inputs.mapping, target_ids, len(inputs.source), progress=inputs.progress)
         return apply_plan(plan, inputs, target_ids, RULE)
 
     def side_vectors(self, mapping: VocabMapping, side: str, dictionary_words, dim: int | None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -182,7 +182,7 @@ class WechselInit(Initializer):
         lookup = dictionary_vectors(vectors, dictionary_words)
         return matrix, known, lookup
 
-    def plan(self, mapping: VocabMapping, target_ids: list[int], source_rows: int) -> SimilarityPlan:
+    def plan(self, mapping: VocabMapping, target_ids: list[int], source_rows: int, progress: bool = True) -> SimilarityPlan:
         o = self.options
         dictionary = read_dictionary(o.dictionary)
         words = {"source": [s for s, _ in dictionary], "target": [t for _, t in dictionary]}
@@ -211,7 +211,7 @@ class WechselInit(Initializer):
         values = torch.empty(0)
         if positions:
             index = NeighborIndex(aligned[candidate_ids], normalize=True)
-            scores, nearest = index.search(queries, o.k, progress=len(positions) >= PROGRESS_FROM)
+            scores, nearest = index.search(queries, o.k, progress=progress and len(positions) >= PROGRESS_FROM)
             ids = torch.where(nearest >= 0, candidate_ids[nearest.clamp_min(0)], torch.full_like(nearest, -1))
             weights = softmax_weights(scores, ids, o.temperature)
             keep = ids >= 0
