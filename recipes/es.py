@@ -22,14 +22,5 @@ SPEC = RecipeSpec(
 )
 
 
-def steps(recipe):
-    text = recipe.text()  # 1. dedupe, hold out
-    tokenizer = recipe.tokenizer(text)  # 2. train-tokenizer, bytes per token before/after
-    vectors = recipe.static_vectors(text, tokenizer)  # 3. fastText + dictionary (wechsel, focus)
-    recipe.transplant(tokenizer, vectors)  # 4. convert with each method, score bits per byte
-    final = recipe.distill(text)  # 5. --distill-tokens N
-    recipe.report(final)  # 6. OUT/report.md, plots, model/
-
-
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC, __file__, __doc__, steps))
+    raise SystemExit(main(SPEC, __file__, __doc__))  # the six steps of transplant.recipe.every_step

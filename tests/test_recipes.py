@@ -34,7 +34,7 @@ def load_recipe(name: str):
 def run_recipe(name: str, argv: list[str], capsys) -> tuple[int, str]:
     """Run a recipe in this process; (exit status, stderr)."""
     module = load_recipe(name)
-    status = module.main(module.SPEC, module.__file__, module.__doc__, module.steps, argv)
+    status = module.main(module.SPEC, module.__file__, module.__doc__, argv=argv)
     return status, capsys.readouterr().err
 
 

@@ -791,7 +791,17 @@ def parser(spec: RecipeSpec, doc: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def main(spec: RecipeSpec, recipe_file: str | Path, doc: str | None, body, argv: list[str] | None = None) -> int:
+def every_step(recipe: Recipe) -> None:
+    """What every recipe runs, in order; a recipe that needs another sequence passes its own."""
+    text = recipe.text()  # 1. dedupe, hold out
+    tokenizer = recipe.tokenizer(text)  # 2. train-tokenizer, bytes per token before/after
+    vectors = recipe.static_vectors(text, tokenizer)  # 3. fastText + dictionary (wechsel, focus)
+    recipe.transplant(tokenizer, vectors)  # 4. convert with each method, score bits per byte
+    final = recipe.distill(text)  # 5. --distill-tokens N
+    recipe.report(final)  # 6. OUT/report.md, plots, model/
+
+
+def main(spec: RecipeSpec, recipe_file: str | Path, doc: str | None, body=every_step, argv: list[str] | None = None) -> int:
     """Run ``body(recipe)``; an expected failure ends with one ``Error:`` line and status 1."""
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     try:
