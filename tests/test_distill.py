@@ -187,3 +187,17 @@ def test_cli_distill_hub_offline_is_one_line_naming_the_local_option(setup, llam
     assert result.exit_code == 1, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "--text FILE" in lines[0] and "Traceback" not in result.output
+
+
+def test_hub_text_is_streamed_once_and_then_read_from_the_cache(monkeypatch, tmp_path):
+    from transplant import hub_text
+
+    calls = []
+    monkeypatch.setenv("TRANSPLANT_CACHE", str(tmp_path))
+    monkeypatch.setattr(hub_text, "hub_lines", lambda *args, **kwargs: calls.append(args) or ["erste Zeile", "zweite Zeile"])
+    first = hub_text.hub_text_file("some/dataset", "deu_Latn", 1000, progress=False)
+    again = hub_text.hub_text_file("some/dataset", "deu_Latn", 1000, progress=False)
+    other = hub_text.hub_text_file("some/dataset", "fra_Latn", 1000, progress=False)
+    assert first == again != other
+    assert first.read_text(encoding="utf-8") == "erste Zeile\nzweite Zeile\n"
+    assert len(calls) == 2  # the second request for the same text never streamed
