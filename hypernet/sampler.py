@@ -19,7 +19,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from transplant.errors import TransplantError
-from transplant.tokenizer_training import _renumber_post_processor
+from transplant.tokenizer_training import renumber_post_processor
 from transplant.vocab import Vocabulary
 
 
@@ -104,7 +104,7 @@ class UnigramSampler:
             for s in self.specials
         ]
         model = json.loads(Tokenizer(unigram).to_str())["model"]
-        backend = _renumber_post_processor(Tokenizer.from_str(json.dumps({**self._spec, "model": model, "added_tokens": added})))
+        backend = renumber_post_processor(Tokenizer.from_str(json.dumps({**self._spec, "model": model, "added_tokens": added})))
         roles = {f"{role}_token": self.vocabulary.special[index] for role, index in self.vocabulary.roles.items()}
         tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, **roles)
         if getattr(self.base, "chat_template", None):

@@ -390,14 +390,14 @@ def evaluate(base_model, hypernet: Hypernet, mapping, tokenizer, text: str, sour
 @contextlib.contextmanager
 def _swapped_vocabulary(model, tensors: dict[str, torch.Tensor]):
     """Install new vocabulary rows for the duration of the block, then put the old ones back."""
-    from transplant.core import _install
+    from transplant.core import install_vocab_tensors
 
     embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
     tied = head is not None and head.weight is embeddings.weight
     saved = (embeddings.weight, embeddings.num_embeddings, getattr(embeddings, "padding_idx", None))
     saved_head = (head.weight, head.out_features) if head is not None else None
     device = embeddings.weight.device
-    _install(model, {kind: t.to(device) for kind, t in tensors.items()}, tied)
+    install_vocab_tensors(model, {kind: t.to(device) for kind, t in tensors.items()}, tied)
     try:
         yield
     finally:

@@ -232,7 +232,7 @@ def transplant(
     if head is not None and getattr(head, "bias", None) is not None:
         stored["output_bias"] = head.bias.detach()
     tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress)
-    _install(model, tensors, tied)
+    install_vocab_tensors(model, tensors, tied)
     for key, value in remap_config(model.config.to_dict(), mapping).items():
         if key == "vocab_size" or key in TOKEN_ID_KEYS:
             setattr(model.config, key, value)
@@ -246,7 +246,7 @@ def transplant(
     return model, target_tokenizer, report
 
 
-def _install(model: PreTrainedModel, tensors: dict[str, torch.Tensor], tied: bool) -> None:
+def install_vocab_tensors(model: PreTrainedModel, tensors: dict[str, torch.Tensor], tied: bool) -> None:
     """Swap the vocabulary weights in place, keeping the modules (and subclasses like Gemma's)."""
     embeddings = model.get_input_embeddings()
     embeddings.weight = torch.nn.Parameter(tensors["input"].clone())

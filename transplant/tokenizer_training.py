@@ -69,7 +69,7 @@ def _train_with_pipeline(like, source: Vocabulary, lines: list[str], vocab_size:
     tokenizer = Tokenizer(model)
     shell = Tokenizer.from_str(json.dumps({**spec, "model": json.loads(tokenizer.to_str())["model"], "added_tokens": []}))
     shell.train_from_iterator(_batches(lines), trainer=trainer)
-    shell = _renumber_post_processor(shell)
+    shell = renumber_post_processor(shell)
     roles = {f"{role}_token": source.special[index] for role, index in source.roles.items()}
     result = PreTrainedTokenizerFast(tokenizer_object=shell, **roles)
     if getattr(like, "chat_template", None):
@@ -77,7 +77,7 @@ def _train_with_pipeline(like, source: Vocabulary, lines: list[str], vocab_size:
     return result
 
 
-def _renumber_post_processor(tokenizer: Tokenizer) -> Tokenizer:
+def renumber_post_processor(tokenizer: Tokenizer) -> Tokenizer:
     """Template post-processors name special tokens by id; point them at the retrained ids."""
     spec = json.loads(tokenizer.to_str())
     processor = spec.get("post_processor") or {}
