@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import TransplantError
 from ..evaluate import segments, start_token
 from ..vocab import Vocabulary
 from .align import align_text
@@ -76,7 +77,7 @@ def make_example(text: str, teacher: Vocabulary, student: Vocabulary, max_length
 def _start(vocab: Vocabulary) -> int:
     token = start_token(vocab.tokenizer)
     if token is None:
-        raise ValueError("tokenizer has neither a bos nor an eos token to start a sequence with")
+        raise TransplantError(f"{vocab.tokenizer.name_or_path or 'a tokenizer'} has neither a bos nor an eos token to start a sequence with")
     return token
 
 

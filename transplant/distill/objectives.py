@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import TransplantError
 from .data import NO_CHUNK, Batch
 from .losses import DEFAULT_TEMPERATURE, alm_loss, chunk_log_likelihoods
 
@@ -74,10 +75,10 @@ def alm_objective(batch: Batch, teacher_logits, student_logits, teacher_boundary
     student_logp = token_logprobs(student_logits, batch.student_ids)
     teacher_chunk, student_chunk, chunk_mask = batch.teacher_chunk, batch.student_chunk, batch.chunk_mask
     teacher_end, student_end = batch.teacher_chunk_end, batch.student_chunk_end
-    need_boundary = options.append_boundary or options.merge_threshold > 0
-    if need_boundary:
+    if options.append_boundary or options.merge_threshold > 0:
         with torch.no_grad():
             teacher_space = boundary_logprobs(teacher_logits, teacher_boundary)
+    if options.append_boundary:
         student_space = boundary_logprobs(student_logits, student_boundary)
     if options.merge_threshold > 0:
         at_end = teacher_space.gather(1, teacher_end)
@@ -103,7 +104,7 @@ def ce_objective(batch: Batch, student_logits) -> torch.Tensor:
 
 def latent_objective(batch: Batch, teacher_hidden, student_hidden) -> torch.Tensor:
     if teacher_hidden.shape[-1] != student_hidden.shape[-1]:
-        raise ValueError("the latents objective needs a student as wide as its teacher")
+        raise TransplantError(f"--loss latents needs a student as wide as its teacher (hidden size {student_hidden.shape[-1]} vs {teacher_hidden.shape[-1]})")
     width = teacher_hidden.shape[-1]
     t = teacher_hidden.float().gather(1, batch.teacher_chunk_end[..., None].expand(-1, -1, width))
     s = student_hidden.float().gather(1, batch.student_chunk_end[..., None].expand(-1, -1, width))

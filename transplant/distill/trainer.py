@@ -14,7 +14,6 @@ import math
 import shutil
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -250,14 +249,14 @@ class _ExampleOrder:
 
     def __init__(self, size: int, seed: int):
         self.size, self.seed = size, seed
-
-    @lru_cache(maxsize=4)
-    def _permutation(self, epoch: int) -> list[int]:
-        return torch.randperm(self.size, generator=step_generator(self.seed, epoch)).tolist()
+        self._epoch, self._permutation = -1, []
 
     def __getitem__(self, k: int) -> int:
         epoch, offset = divmod(k, self.size)
-        return self._permutation(epoch)[offset]
+        if epoch != self._epoch:  # draws only move forward, so one epoch is kept at a time
+            self._epoch = epoch
+            self._permutation = torch.randperm(self.size, generator=step_generator(self.seed, epoch)).tolist()
+        return self._permutation[offset]
 
 
 def _planned_steps(examples: list[Example], config: DistillConfig) -> int:
