@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from transplant.errors import TransplantError
-from transplant.files import OutputClaim, check_same_inputs, input_fingerprint
+from transplant.files import OutputClaim, input_fingerprint, refuse_other_inputs, remember_inputs
 from transplant.training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint, step_generator
 from transplant.vocab import Vocabulary, build_mapping, segment
 from .model import Hypernet, HypernetConfig, fingerprint, fvt_base, piece_matrix
@@ -180,16 +180,17 @@ def _train(model, corpora, output: OutputClaim, config: TrainConfig, tokenizers,
         "corpora": [input_fingerprint(c) for c in corpora],
         "tokenizers": [input_fingerprint(t) if isinstance(t, (str, Path)) else "in memory" for t in tokenizers or []],
     }
-    check_same_inputs(run_dir / INPUTS_FILE, fingerprints, resume=checkpoint is not None)
     if checkpoint is not None:
+        refuse_other_inputs(run_dir / INPUTS_FILE, fingerprints)
         step = load_checkpoint(accelerator, checkpoint)["step"]
         log.truncate_after(step)
     elif run_dir.exists():
         import shutil
 
         shutil.rmtree(run_dir)
-        check_same_inputs(run_dir / INPUTS_FILE, fingerprints, resume=False)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if checkpoint is None:
+        remember_inputs(run_dir / INPUTS_FILE, fingerprints)
     (run_dir / TRAINING_FILE).write_text(json.dumps({"model": str(model), "corpora": [str(c) for c in corpora], **asdict(config)}, indent=1) + "\n")
 
     def reconstruction_loss(source_ids: torch.Tensor) -> torch.Tensor:

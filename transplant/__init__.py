@@ -10,6 +10,7 @@ from .core import TransplantReport, convert, save, transplant
 from .errors import TransplantError
 from .init import available as available_methods
 from .loading import load_model, load_tokenizer
+from .remote_code import trusting_remote_code
 
 __all__ = [
     "TransplantError",
@@ -20,5 +21,6 @@ __all__ = [
     "load_tokenizer",
     "save",
     "transplant",
+    "trusting_remote_code",
 ]
 __version__ = "0.1.0"

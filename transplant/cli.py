@@ -13,6 +13,13 @@ import click
 from .errors import TransplantError
 
 
+def one_line(message: str) -> str:
+    """The first non-empty line: messages that quote a library's error (torch's pickle refusal
+    runs to a dozen lines) stay one line at the terminal."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] if lines else message
+
+
 class _Group(click.Group):
     """Turns every expected failure into one ``Error: ...`` line and exit status 1, no traceback."""
 
@@ -23,7 +30,7 @@ class _Group(click.Group):
             error.ctx = None
             raise
         except TransplantError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(one_line(str(error))) from None
         except MemoryError:
             raise click.ClickException("out of memory") from None
         except OSError as error:
@@ -60,9 +67,19 @@ def _trust_remote_code_option(command):
     )(command)
 
 
+class _FiniteFloatRange(click.FloatRange):
+    """click's FloatRange lets NaN through (every comparison with it is false); this one does not."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return number
+
+
 POSITIVE = click.IntRange(min=1)
 NON_NEGATIVE = click.IntRange(min=0)
-POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+POSITIVE_FLOAT = _FiniteFloatRange(min=0, min_open=True)
 
 
 def _methods_help() -> str:
@@ -307,7 +324,7 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text
 @click.option("--segment-bytes", default=1024, show_default=True, type=POSITIVE, help="Bytes of text per segment (cut at lines).")
 @click.option("--checkpoint-every", default=50, show_default=True, type=NON_NEGATIVE, help="Steps between resumable checkpoints.")
 @click.option("--temperature", default=100.0, show_default=True, type=POSITIVE_FLOAT, help="ALM: likelihoods are compared after raising them to 1/T.")
-@click.option("--merge-threshold", default=0.1, show_default=True, type=click.FloatRange(0, 1), help="ALM: merge chunks until the teacher gives a word boundary after them at least this probability (0: never merge).")
+@click.option("--merge-threshold", default=0.1, show_default=True, type=_FiniteFloatRange(0, 1), help="ALM: merge chunks until the teacher gives a word boundary after them at least this probability (0: never merge).")
 @click.option("--seed", default=0, show_default=True, type=NON_NEGATIVE)
 @click.option("--resume", is_flag=True, help="Continue the interrupted run for OUT from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT and discard an interrupted run.")

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..errors import TransplantError
 from ..evaluate import bits_per_byte, read_text
-from ..files import OutputClaim, check_same_inputs, input_fingerprint, text_fingerprint
+from ..files import OutputClaim, input_fingerprint, refuse_other_inputs, remember_inputs, text_fingerprint
 from ..finite import require_finite
 from ..loading import load_model, load_tokenizer
 from ..training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint, step_generator
@@ -145,7 +145,8 @@ def _distill(teacher, student, texts, output: OutputClaim, config: DistillConfig
     text = "".join(read_text(path) for path in texts)
     held_out = read_text(eval_text, max_bytes=config.eval_bytes) if eval_text else None
     fingerprints = {"teacher": input_fingerprint(teacher), "student": input_fingerprint(student), "text": text_fingerprint(text)}
-    check_same_inputs(run_dir / INPUTS_FILE, fingerprints, resume=checkpoint is not None)
+    if checkpoint is not None:
+        refuse_other_inputs(run_dir / INPUTS_FILE, fingerprints)
 
     # models, tokenizers and the vocabulary facts the objectives need
     teacher_tokenizer, student_tokenizer = load_tokenizer(teacher), load_tokenizer(student)
@@ -190,6 +191,7 @@ def _distill(teacher, student, texts, output: OutputClaim, config: DistillConfig
         log.truncate_after(step)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
+        remember_inputs(run_dir / INPUTS_FILE, fingerprints)
         log.truncate_after(-1)
         log.write(step=0, tokens=0, eval_bpb=evaluate())
     order = _ExampleOrder(len(examples), config.seed)
