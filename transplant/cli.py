@@ -362,6 +362,10 @@ def distill(teacher, student, texts, hub, hub_bytes, out, loss, loss_weights, tr
     if not texts:
         raise click.UsageError("give training text: --text FILE (repeatable) or --hub DATASET[:CONFIG]")
     result = run_distill(teacher, student, texts, out, config, eval_text=eval_text, resume=resume, overwrite=overwrite, progress=not quiet)
+    from .training import process_state
+
+    if not process_state().is_main_process:  # under `accelerate launch`: the main process reports
+        return
     click.echo(f"{result.steps} steps, {result.student_tokens:,} student tokens in {result.seconds:.0f} s -> {out}")
     if result.bits_per_byte_before is not None and result.bits_per_byte_after is not None:
         click.echo(f"held-out bits/byte: {result.bits_per_byte_before:.4f} before, {result.bits_per_byte_after:.4f} after")

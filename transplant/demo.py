@@ -84,7 +84,7 @@ def run_demo(
 
     clock = time.perf_counter()
     echo(f"2/4 training a {vocab_size}-token BPE tokenizer like SmolLM2's on {len(train.encode()):,} bytes")
-    tokenizer = train_tokenizer(source_tokenizer, [l for l in train.splitlines() if l.strip()], vocab_size, progress=progress)
+    tokenizer = train_tokenizer(source_tokenizer, [line for line in train.splitlines() if line.strip()], vocab_size, progress=progress)
     tokenizer_dir = work / "tokenizer"
     with atomic_directory(tokenizer_dir, overwrite=True) as tmp:
         tokenizer.save_pretrained(tmp)

@@ -449,8 +449,8 @@ class Recipe:
             (tmp / "held_out.txt").write_text("\n".join(held) + "\n", encoding="utf-8")
             info = {
                 "train_file": str(train_file), "held_out_file": str(self.work / "text" / "held_out.txt"),
-                "train_lines": len(train_cut), "train_bytes": sum(len(l.encode()) + 1 for l in train_cut),
-                "held_out_lines": len(held), "held_out_bytes": sum(len(l.encode()) + 1 for l in held),
+                "train_lines": len(train_cut), "train_bytes": sum(len(line.encode()) + 1 for line in train_cut),
+                "held_out_lines": len(held), "held_out_bytes": sum(len(line.encode()) + 1 for line in held),
                 "repeated_lines_removed": repeats, "held_out_lines_removed_from_train": leaked, "split": split, "source": where,
             }
             return info

@@ -130,7 +130,7 @@ class TokenAdaptInit(Initializer):
         del global_
         result[~(has_local | has_global)] = inputs.token_rows().mean(0)
         names = [
-            "tokenadapt" if l and g else "tokenadapt-local" if l else "tokenadapt-global" if g else "mean"
-            for l, g in zip(has_local.tolist(), has_global.tolist())
+            "tokenadapt" if local_ok and global_ok else "tokenadapt-local" if local_ok else "tokenadapt-global" if global_ok else "mean"
+            for local_ok, global_ok in zip(has_local.tolist(), has_global.tolist())
         ]
         return result, names
