@@ -34,8 +34,12 @@ def process_state():
 def make_accelerator(seed: int, mixed_precision: str | None = None):
     """An Accelerator for this machine: bf16 on GPUs that support it, full precision on CPU."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
 
+    # accelerate keeps one state per process; a pipeline that trains twice (say, fp32 then bf16)
+    # needs a fresh one each time. The process group (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
     if mixed_precision is None:
         mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     # Schedules here count optimizer steps of the global batch, whatever the number of processes

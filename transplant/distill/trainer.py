@@ -34,6 +34,7 @@ from .trainable import DEFAULT_LEARNING_RATES, finished_model, prepare_trainable
 
 REPORT_FILE = "distill_report.json"
 LOG_FILE = "log.jsonl"
+TEACHER_DTYPES = ("float32", "bfloat16", "float16")
 INPUTS_FILE = "inputs.json"  # fingerprints of teacher, student and text: a resume must match them
 # settings a resumed run must share with the run it continues (budgets and eval may change)
 _RESUMABLE_CHANGES = {"max_tokens", "max_steps", "target_bpb", "eval_every", "eval_bytes", "checkpoint_every"}
@@ -63,6 +64,9 @@ class DistillConfig:
     checkpoint_every: int = 50
     seed: int = 0
     lora_rank: int = 16
+    mixed_precision: str | None = None  # no | bf16 | fp16; default: bf16 on GPUs that have it, else no
+    gradient_checkpointing: bool = False  # recompute the student's activations in backward: less memory
+    teacher_dtype: str = "float32"  # float32 | bfloat16 | float16: the teacher only runs forward
     alm: AlmOptions = field(default_factory=AlmOptions)
 
     def check(self) -> None:
@@ -82,6 +86,10 @@ class DistillConfig:
         for name, weight in self.loss_weights.items():
             if not math.isfinite(weight) or weight < 0:
                 raise TransplantError(f"the weight of {name} must be a finite number >= 0, not {weight}")
+        if self.mixed_precision not in (None, "no", "bf16", "fp16"):
+            raise TransplantError(f"mixed precision must be no, bf16 or fp16, not '{self.mixed_precision}'")
+        if self.teacher_dtype not in TEACHER_DTYPES:
+            raise TransplantError(f"the teacher's dtype must be one of {', '.join(TEACHER_DTYPES)}, not '{self.teacher_dtype}'")
         if not self.alm.temperature > 0:
             raise TransplantError(f"the ALM temperature must be positive, not {self.alm.temperature}")
         self.objectives()
@@ -169,12 +177,14 @@ def _distill(teacher, student, texts, out: Path, output: OutputClaim | None, con
     if not examples:
         raise TransplantError("the training text gives no aligned example (is it empty?)")
     uses_teacher = any(name in objectives for name in ("alm", "latents"))
-    teacher_model = load_model(teacher) if uses_teacher else None
+    teacher_model = load_model(teacher, dtype=getattr(torch, config.teacher_dtype)) if uses_teacher else None
     student_model = load_model(student)
     if student_model.get_input_embeddings().weight.shape[0] < len(student_vocab):
         raise TransplantError(f"student {student} has fewer embedding rows than its tokenizer has ids; was it converted to this tokenizer?")
 
-    accelerator = make_accelerator(config.seed)
+    accelerator = make_accelerator(config.seed, config.mixed_precision)
+    if config.gradient_checkpointing:
+        student_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     student_model = prepare_trainable(student_model, config.train, config.lora_rank)
     optimizer = torch.optim.AdamW(trainable_parameters(student_model), lr=config.lr(), weight_decay=0.0)
     planned_steps = _planned_steps(examples, config)
