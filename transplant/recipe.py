@@ -145,7 +145,7 @@ def read_lines(path: Path, option: str) -> list[str]:
 
 def download_muse_dictionary(source: str, target: str, timeout: float = 20.0) -> Path:
     """The MUSE ``source-target`` dictionary (``word translation`` lines), cached."""
-    from .static.download import _open
+    from .static.download import open_url
 
     directory = cache_dir() / "dictionaries"
     path = directory / f"muse-{source}-{target}.txt"
@@ -154,7 +154,7 @@ def download_muse_dictionary(source: str, target: str, timeout: float = 20.0) ->
     url = MUSE_URL.format(source=source, target=target)
     try:
         with atomic_file(path) as partial:
-            response = _open(url, timeout)
+            response = open_url(url, timeout)
             with response, open(partial, "wb") as out:
                 shutil.copyfileobj(response, out)
     except (OSError, ValueError) as error:

@@ -23,7 +23,7 @@ CC_URL = "https://dl.fbaipublicfiles.com/fasttext/vectors-crawl/cc.{lang}.300.bi
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
-def _open(url: str, timeout: float):
+def open_url(url: str, timeout: float):
     """``urlopen`` in a daemon thread, so a name lookup that hangs cannot hold us past ``timeout``."""
     result: dict = {}
 
@@ -52,7 +52,7 @@ def download_fasttext_vectors(lang: str, directory: Path | None = None, timeout:
     url = url or CC_URL.format(lang=lang)
     try:
         with atomic_file(target) as partial:
-            response = _open(url, timeout)
+            response = open_url(url, timeout)
             with response, gzip.GzipFile(fileobj=response) as unpacked, open(partial, "wb") as out:
                 shutil.copyfileobj(unpacked, out, length=1 << 22)
     except (OSError, EOFError, ValueError) as error:
