@@ -1,4 +1,4 @@
-"""Distillation on two CPU processes (``torchrun --nproc_per_node 2``, which accelerate sees as
+"""Distillation and hypernetwork training on two CPU processes (``torchrun --nproc_per_node 2``, which accelerate sees as
 MULTI_CPU: DDP over gloo): the same global batch, shared across processes, gives the same weights
 as one process; only the main process writes; a killed run resumes to the uninterrupted result.
 
@@ -124,3 +124,19 @@ def test_kill_9_of_one_rank_then_resume_matches_the_uninterrupted_run(setup, lla
     if not again.exists():
         single = subprocess.run([shutil.which("transplant"), "distill", *args, "--resume"], capture_output=True, text=True)
         assert single.returncode == 1 and "process" in single.stderr and single.stderr.count("Error:") == 1, single.stderr
+
+
+def test_hypernet_training_on_two_processes_gives_the_weights_of_one(setup, llama, tmp_path):
+    import hypernet
+
+    options = dict(max_steps=6, identity_steps=2, batch_size=2, block_size=16, sampled_vocab_size=300)
+    args = [str(llama), "--corpus", str(setup / "train.txt"), "-o", str(tmp_path / "two"), "--max-steps", "6", "--identity-steps", "2",
+            "--batch-size", "2", "--block-size", "16", "--sampled-vocab-size", "300", "--quiet"]
+    hypernet.train(llama, [setup / "train.txt"], tmp_path / "one", progress=False, **options)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), shutil.which("transplant"), "hypernet", "train", *args]
+    result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("wrote ") == 1, result.stdout
+    one, two = load_file(tmp_path / "one" / "hypernet.safetensors"), load_file(tmp_path / "two" / "hypernet.safetensors")
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=1e-6, msg=name)

@@ -288,6 +288,7 @@ def hypernet():
 @click.option("--learning-rate", type=POSITIVE_FLOAT, default=None, help="Peak learning rate (default 1e-3).")
 @click.option("--sampled-vocab-size", type=POSITIVE, default=None, help="Size of the sampled vocabularies (default 16384).")
 @click.option("--seed", type=NON_NEGATIVE, default=None, help="Seed of every random draw (default 0).")
+@click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None, help="Autocast the forward passes (default: bf16 on GPUs that support it, else no).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_trust_remote_code_option
 def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text, eval_tokenizer, quiet, **options):
@@ -299,6 +300,10 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text
         model, list(corpora), out, tokenizers=list(tokenizers) or None, eval_text=eval_text, eval_tokenizer=eval_tokenizer,
         resume=resume, overwrite=overwrite, progress=not quiet, **options,
     )
+    from .training import process_state
+
+    if not process_state().is_main_process:  # under a distributed launcher: the main process reports
+        return
     click.echo(f"wrote {written}; use it with: transplant convert {model} NEW_TOKENIZER -o OUT --method hypernet --hypernet {written}")
 
 
