@@ -33,7 +33,7 @@ from .fvt import FvtInit
 
 PROGRESS_FROM = 10_000  # show the neighbour-search progress bar from this many new tokens on
 COMBINE_BATCH = 2048  # queries whose k neighbour rows are gathered at once
-ROW_BATCH = 65536  # new tokens per call of rows(): bounds the queries and results held at once
+ROW_BATCH = 16384  # new tokens per call of rows(): bounds the queries and results held at once (~40 MB each at width 576)
 
 
 @dataclass
