@@ -84,46 +84,43 @@ def test_a_grad_accum_the_processes_cannot_share_is_refused(setup, llama, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
-def test_kill_9_of_one_rank_then_resume_matches_the_uninterrupted_run(setup, llama, tmp_path):
-    reference = tmp_path / "reference"
-    distill(llama, setup / "student", [setup / "train.txt"], reference, DistillConfig(train="embeddings", **{**SETTINGS, "max_steps": 12}), progress=False)
-    out = tmp_path / "killed"
+def interrupted_two_process_run(setup, llama, out, kill_after_step: int, whole_group: bool) -> list[str]:
+    """Start a 12-step two-process run checkpointing every step; once step ``kill_after_step`` is
+    saved, SIGKILL one rank (the launcher then ends the other) or both."""
     args = cli_args(setup, llama, "embeddings", out)
     args[args.index("--checkpoint-every") + 1] = "1"
     args[args.index("--max-steps") + 1] = "12"
     process = launch(2, args, start_new_session=True)
-    checkpoint = run_directory(out) / "checkpoints" / "step-2" / "state.json"
+    checkpoint = run_directory(out) / "checkpoints" / f"step-{kill_after_step}" / "state.json"
     deadline = time.time() + 300
     while not checkpoint.is_file() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     ranks = open(f"/proc/{process.pid}/task/{process.pid}/children").read().split()  # the launcher's workers
     assert len(ranks) == 2, ranks
-    os.kill(int(ranks[-1]), signal.SIGKILL)  # one rank dies; the launcher ends the other
+    for rank in ranks if whole_group else ranks[-1:]:
+        os.kill(int(rank), signal.SIGKILL)
     process.communicate(timeout=300)
-    assert not out.exists(), "the run finished before a rank could be killed"
+    assert not out.exists(), "the run finished before it could be killed"
+    return args
 
+
+def test_kill_9_of_one_rank_then_resume_matches_the_uninterrupted_run(setup, llama, tmp_path):
+    reference = tmp_path / "reference"
+    distill(llama, setup / "student", [setup / "train.txt"], reference, DistillConfig(train="embeddings", **{**SETTINGS, "max_steps": 12}), progress=False)
+    args = interrupted_two_process_run(setup, llama, tmp_path / "killed", kill_after_step=2, whole_group=False)
     resumed = launch(2, args + ["--resume"])
     _, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr[-3000:]
-    a, b = weights(reference), weights(out)
+    a, b = weights(reference), weights(tmp_path / "killed")
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-6, msg=name)
 
-    # and a resume with another number of processes is refused in one line
-    again = tmp_path / "again"
-    args = cli_args(setup, llama, "embeddings", again)
-    args[args.index("--checkpoint-every") + 1] = "1"
-    args[args.index("--max-steps") + 1] = "12"
-    process = launch(2, args, start_new_session=True)
-    checkpoint = run_directory(again) / "checkpoints" / "step-1" / "state.json"
-    deadline = time.time() + 300
-    while not checkpoint.is_file() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.communicate(timeout=300)
-    if not again.exists():
-        single = subprocess.run([shutil.which("transplant"), "distill", *args, "--resume"], capture_output=True, text=True)
-        assert single.returncode == 1 and "process" in single.stderr and single.stderr.count("Error:") == 1, single.stderr
+
+def test_a_resume_on_another_number_of_processes_is_one_line(setup, llama, tmp_path):
+    args = interrupted_two_process_run(setup, llama, tmp_path / "again", kill_after_step=1, whole_group=True)
+    single = subprocess.run([shutil.which("transplant"), "distill", *args, "--resume"], capture_output=True, text=True)
+    assert single.returncode == 1 and "started on 2 process(es), not 1" in single.stderr, single.stderr
+    assert single.stderr.count("Error:") == 1 and "Traceback" not in single.stderr
 
 
 def test_hypernet_training_on_two_processes_gives_the_weights_of_one(setup, llama, tmp_path):
