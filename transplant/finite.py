@@ -9,14 +9,19 @@ import torch
 from .errors import TransplantError
 
 
+ROWS_AT_ONCE = 65536  # a bool mask of the whole of a 1M x 576 matrix would be 0.6 GB
+
+
 def nonfinite_rows(tensor: torch.Tensor) -> torch.Tensor:
     """Indices of the rows (first dimension) holding a NaN or an infinity."""
-    if tensor.dim() == 0:
-        return torch.nonzero(~torch.isfinite(tensor.reshape(1))).flatten()
-    flat = tensor.detach().reshape(tensor.shape[0], -1)
-    if flat.dtype.is_floating_point is False:
+    if not tensor.dtype.is_floating_point or tensor.numel() == 0:
         return torch.empty(0, dtype=torch.long)
-    return torch.nonzero(~torch.isfinite(flat).all(dim=1)).flatten()
+    flat = tensor.detach().reshape(tensor.shape[0] if tensor.dim() else 1, -1)
+    found = [
+        start + torch.nonzero(~torch.isfinite(flat[start : start + ROWS_AT_ONCE]).all(dim=1)).flatten()
+        for start in range(0, len(flat), ROWS_AT_ONCE)
+    ]
+    return torch.cat(found) if found else torch.empty(0, dtype=torch.long)
 
 
 def describe_rows(rows: torch.Tensor) -> str:
