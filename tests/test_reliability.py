@@ -627,3 +627,13 @@ def test_hypernet_resume_refuses_another_corpus(files, tmp_path):
         hypernet.train(files["model"], [other], tmp_path / "hn", resume=True, progress=False, **options)
     hypernet.train(files["model"], [files["train"]], tmp_path / "hn", resume=True, progress=False, **options)
     assert (tmp_path / "hn" / "hypernet.safetensors").is_file()
+
+
+def test_nonfinite_rows_are_found_across_scan_blocks():
+    from transplant.finite import ROWS_AT_ONCE, nonfinite_rows
+
+    rows = torch.zeros(2 * ROWS_AT_ONCE + 3, 2)
+    rows[7, 0], rows[ROWS_AT_ONCE, 1], rows[-1, 0] = float("nan"), float("inf"), float("-inf")
+    assert nonfinite_rows(rows).tolist() == [7, ROWS_AT_ONCE, 2 * ROWS_AT_ONCE + 2]
+    assert nonfinite_rows(torch.tensor(float("nan"))).tolist() == [0]
+    assert nonfinite_rows(torch.arange(4)).tolist() == [] and nonfinite_rows(torch.zeros(0, 3)).tolist() == []
