@@ -98,7 +98,10 @@ def _download(repo_id: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"]))
+        patterns = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"]
+        if remote_code_allowed():  # the repository's own code is fetched only when it may run
+            patterns.append("*.py")
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
     except Exception as error:  # noqa: BLE001 - any hub failure becomes one line for the user
         raise TransplantError(f"could not load '{repo_id}' from the hub ({type(error).__name__}); pass a local directory") from None
 
