@@ -1,26 +1,18 @@
 """Arabic: SmolLM2-135M moved onto a Arabic tokenizer, measured, and written as a report.
 
-    PYTHONPATH=. python recipes/ar.py                 # full run on ../shared/corpus/ar.*.txt
-    PYTHONPATH=. python recipes/ar.py --quick         # the same on a 300 KB slice (a few minutes)
-    PYTHONPATH=. python recipes/ar.py --hub           # FineWeb-2 Arabic from the hub instead
-    PYTHONPATH=. python recipes/ar.py --all-methods   # compare every method
+    python recipes/ar.py [options]      # the same as: transplant recipe ar [options]
 
-Writes recipe-out/ar/ (report.md, plots, the converted model in model/); finished steps are kept
-in recipe-out/ar.work/ and reused by the next run (--force rebuilds them).
+The recipe itself (its parameters and what it measured best) is transplant/recipes/ar.py; this
+script runs it from a checkout without installing the package.
 """
 
-from transplant.recipe import RecipeSpec, main
+import sys
+from pathlib import Path
 
-SPEC = RecipeSpec(
-    language="ar",
-    name="Arabic",
-    method="focus",  # best of every method measured by this recipe (--all-methods): 2.1727 bits/byte (topk 2.3460, fvt 2.3567, tokenadapt 2.3590, ...; recipes/README.md)
-    compare=("fvt", "mean"),  # fvt: the default everywhere else
-    vocab_size=32768,
-    hub_config="arb_Arab",  # HuggingFaceFW/fineweb-2 subset for --hub
-    text_note="The shared Arabic text is mostly scripture (the Smith–Van Dyke Bible) with some technical documentation.",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, when not installed
 
+from transplant.recipe import main  # noqa: E402
+from transplant.recipes.ar import SPEC, __doc__ as RECIPE_DOC  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC, __file__, __doc__))  # the six steps of transplant.recipe.every_step
+    raise SystemExit(main(SPEC, __file__, RECIPE_DOC))  # the six steps of transplant.recipe.every_step

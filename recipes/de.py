@@ -1,26 +1,18 @@
 """German: SmolLM2-135M moved onto a German tokenizer, measured, and written as a report.
 
-    PYTHONPATH=. python recipes/de.py                 # full run on ../shared/corpus/de.*.txt
-    PYTHONPATH=. python recipes/de.py --quick         # the same on a 300 KB slice (a few minutes)
-    PYTHONPATH=. python recipes/de.py --hub           # FineWeb-2 German from the hub instead
-    PYTHONPATH=. python recipes/de.py --all-methods   # compare every method
+    python recipes/de.py [options]      # the same as: transplant recipe de [options]
 
-Writes recipe-out/de/ (report.md, plots, the converted model in model/); finished steps are kept
-in recipe-out/de.work/ and reused by the next run (--force rebuilds them).
+The recipe itself (its parameters and what it measured best) is transplant/recipes/de.py; this
+script runs it from a checkout without installing the package.
 """
 
-from transplant.recipe import RecipeSpec, main
+import sys
+from pathlib import Path
 
-SPEC = RecipeSpec(
-    language="de",
-    name="German",
-    method="fvt",  # best of every method in bench/compare_methods.py (2.4084 bits/byte; tokenadapt 2.4283, topk 2.5398, wechsel 2.5854)
-    compare=("mean", "wechsel"),
-    vocab_size=32768,
-    hub_config="deu_Latn",  # HuggingFaceFW/fineweb-2 subset for --hub
-    text_note="The shared German text is technical documentation (Debian manuals, man pages, GNOME and LibreOffice help) plus the Elberfelder Bible (1932).",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, when not installed
 
+from transplant.recipe import main  # noqa: E402
+from transplant.recipes.de import SPEC, __doc__ as RECIPE_DOC  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC, __file__, __doc__))  # the six steps of transplant.recipe.every_step
+    raise SystemExit(main(SPEC, __file__, RECIPE_DOC))  # the six steps of transplant.recipe.every_step

@@ -1,26 +1,18 @@
 """Spanish: SmolLM2-135M moved onto a Spanish tokenizer, measured, and written as a report.
 
-    PYTHONPATH=. python recipes/es.py                 # full run on ../shared/corpus/es.*.txt
-    PYTHONPATH=. python recipes/es.py --quick         # the same on a 300 KB slice (a few minutes)
-    PYTHONPATH=. python recipes/es.py --hub           # FineWeb-2 Spanish from the hub instead
-    PYTHONPATH=. python recipes/es.py --all-methods   # compare every method
+    python recipes/es.py [options]      # the same as: transplant recipe es [options]
 
-Writes recipe-out/es/ (report.md, plots, the converted model in model/); finished steps are kept
-in recipe-out/es.work/ and reused by the next run (--force rebuilds them).
+The recipe itself (its parameters and what it measured best) is transplant/recipes/es.py; this
+script runs it from a checkout without installing the package.
 """
 
-from transplant.recipe import RecipeSpec, main
+import sys
+from pathlib import Path
 
-SPEC = RecipeSpec(
-    language="es",
-    name="Spanish",
-    method="fvt",  # best of every method measured by this recipe (--all-methods): 2.2905 bits/byte (tokenadapt 2.2987, wechsel 2.3900, focus 2.4358, ...; recipes/README.md)
-    compare=("mean", "wechsel"),
-    vocab_size=32768,
-    hub_config="spa_Latn",  # HuggingFaceFW/fineweb-2 subset for --hub
-    text_note="The shared Spanish text is technical documentation (Debian manuals, man pages, GNOME and LibreOffice help) plus the Reina-Valera Bible (1909).",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, when not installed
 
+from transplant.recipe import main  # noqa: E402
+from transplant.recipes.es import SPEC, __doc__ as RECIPE_DOC  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC, __file__, __doc__))  # the six steps of transplant.recipe.every_step
+    raise SystemExit(main(SPEC, __file__, RECIPE_DOC))  # the six steps of transplant.recipe.every_step

@@ -1,27 +1,18 @@
 """Any language: a model moved onto a new tokenizer for the language and text you name.
 
-    PYTHONPATH=. python recipes/generic.py --language sw --corpus swahili.txt --dictionary en-sw.tsv
-    PYTHONPATH=. python recipes/generic.py --language sw --hub HuggingFaceFW/fineweb-2:swh_Latn --dictionary muse
-    PYTHONPATH=. python recipes/generic.py --language de --quick     # a language with shared text
+    python recipes/generic.py [options]      # the same as: transplant recipe generic [options]
 
-Text comes from --corpus files (5% of their lines, chosen by hash, are held out unless
---held-out is given) or from a Hugging Face dataset with --hub DATASET:CONFIG (streamed, up to
---hub-bytes). With the default comparison (fvt, mean, wechsel), wechsel needs a bilingual
-dictionary: --dictionary PATH, --dictionary muse (download), or --compare mean to skip it.
-Writes recipe-out/LANG/ (report.md, plots, the converted model in model/).
+The recipe itself (its parameters and what it measured best) is transplant/recipes/generic.py; this
+script runs it from a checkout without installing the package.
 """
 
-from transplant.recipe import RecipeSpec, main
+import sys
+from pathlib import Path
 
-SPEC = RecipeSpec(
-    language="",  # --language is required
-    name="",  # the language code is used
-    method="fvt",  # the best measured in six of the seven languages of recipes/README.md (Arabic: focus)
-    compare=("mean", "wechsel"),
-    vocab_size=32768,
-    hub_config=None,  # --hub needs DATASET:CONFIG, e.g. HuggingFaceFW/fineweb-2:swh_Latn
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, when not installed
 
+from transplant.recipe import main  # noqa: E402
+from transplant.recipes.generic import SPEC, __doc__ as RECIPE_DOC  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC, __file__, __doc__))  # the six steps of transplant.recipe.every_step
+    raise SystemExit(main(SPEC, __file__, RECIPE_DOC))  # the six steps of transplant.recipe.every_step

@@ -1,26 +1,18 @@
 """Japanese: SmolLM2-135M moved onto a Japanese tokenizer, measured, and written as a report.
 
-    PYTHONPATH=. python recipes/ja.py                 # full run on ../shared/corpus/ja.*.txt
-    PYTHONPATH=. python recipes/ja.py --quick         # the same on a 300 KB slice (a few minutes)
-    PYTHONPATH=. python recipes/ja.py --hub           # FineWeb-2 Japanese from the hub instead
-    PYTHONPATH=. python recipes/ja.py --all-methods   # compare every method
+    python recipes/ja.py [options]      # the same as: transplant recipe ja [options]
 
-Writes recipe-out/ja/ (report.md, plots, the converted model in model/); finished steps are kept
-in recipe-out/ja.work/ and reused by the next run (--force rebuilds them).
+The recipe itself (its parameters and what it measured best) is transplant/recipes/ja.py; this
+script runs it from a checkout without installing the package.
 """
 
-from transplant.recipe import RecipeSpec, main
+import sys
+from pathlib import Path
 
-SPEC = RecipeSpec(
-    language="ja",
-    name="Japanese",
-    method="fvt",  # best of every method measured by this recipe (--all-methods): 2.0210 bits/byte (tokenadapt 2.0416, focus 2.1208, mean 2.1728, ...; recipes/README.md)
-    compare=("mean", "wechsel"),
-    vocab_size=32768,
-    hub_config="jpn_Jpan",  # HuggingFaceFW/fineweb-2 subset for --hub
-    text_note="The shared Japanese text is technical documentation (Debian manuals, man pages, GNOME and LibreOffice help) and UI strings; no Bible.",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, when not installed
 
+from transplant.recipe import main  # noqa: E402
+from transplant.recipes.ja import SPEC, __doc__ as RECIPE_DOC  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC, __file__, __doc__))  # the six steps of transplant.recipe.every_step
+    raise SystemExit(main(SPEC, __file__, RECIPE_DOC))  # the six steps of transplant.recipe.every_step

@@ -1,26 +1,18 @@
 """Chinese: SmolLM2-135M moved onto a Chinese tokenizer, measured, and written as a report.
 
-    PYTHONPATH=. python recipes/zh.py                 # full run on ../shared/corpus/zh.*.txt
-    PYTHONPATH=. python recipes/zh.py --quick         # the same on a 300 KB slice (a few minutes)
-    PYTHONPATH=. python recipes/zh.py --hub           # FineWeb-2 Chinese from the hub instead
-    PYTHONPATH=. python recipes/zh.py --all-methods   # compare every method
+    python recipes/zh.py [options]      # the same as: transplant recipe zh [options]
 
-Writes recipe-out/zh/ (report.md, plots, the converted model in model/); finished steps are kept
-in recipe-out/zh.work/ and reused by the next run (--force rebuilds them).
+The recipe itself (its parameters and what it measured best) is transplant/recipes/zh.py; this
+script runs it from a checkout without installing the package.
 """
 
-from transplant.recipe import RecipeSpec, main
+import sys
+from pathlib import Path
 
-SPEC = RecipeSpec(
-    language="zh",
-    name="Chinese",
-    method="fvt",  # best of every method measured by this recipe (--all-methods): 2.7035 bits/byte (tokenadapt 2.7870, focus 2.9327, wechsel 3.0224, ...; recipes/README.md)
-    compare=("mean", "wechsel"),
-    vocab_size=32768,
-    hub_config="cmn_Hani",  # HuggingFaceFW/fineweb-2 subset for --hub
-    text_note="The shared Chinese text is technical documentation (Debian manuals, man pages, GNOME and LibreOffice help) plus the Chinese Union Version Bible.",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, when not installed
 
+from transplant.recipe import main  # noqa: E402
+from transplant.recipes.zh import SPEC, __doc__ as RECIPE_DOC  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC, __file__, __doc__))  # the six steps of transplant.recipe.every_step
+    raise SystemExit(main(SPEC, __file__, RECIPE_DOC))  # the six steps of transplant.recipe.every_step

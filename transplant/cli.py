@@ -379,6 +379,35 @@ def distill(teacher, student, texts, hub, hub_bytes, out, loss, loss_weights, tr
         click.echo(f"held-out bits/byte: {result.bits_per_byte_before:.4f} before, {result.bits_per_byte_after:.4f} after")
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@click.argument("recipe", required=False)
+@click.pass_context
+def recipe(ctx, recipe):
+    """Run a per-language recipe end to end: text, tokenizer, vectors, transplant, report.
+
+    \b
+    transplant recipe de --quick          # SmolLM2 to German on a small slice (a few minutes)
+    transplant recipe fr --all-methods    # compare every method
+    transplant recipe generic --language sw --corpus sw.txt
+    transplant recipe my_recipe.py ...    # a file defining SPEC = transplant.recipe.RecipeSpec(...)
+    transplant recipe de --help           # the recipe's own options
+
+    RECIPE is one of de, fr, es, ru, zh, ja, ar, generic, or a recipe file. Text defaults to the
+    shared corpora ($TRANSPLANT_SHARED, or a shared/ folder beside the checkout or the current
+    directory); --corpus or --hub give your own.
+    """
+    from .recipes import available, find_recipe
+
+    if recipe in (None, "-h", "--help"):
+        click.echo(ctx.get_help())
+        click.echo(f"\nbuilt-in recipes: {', '.join(available())}")
+        return
+    from .recipe import main as run_recipe
+
+    spec, doc, file = find_recipe(recipe)
+    ctx.exit(run_recipe(spec, file, doc, argv=list(ctx.args), invoked_as=["transplant", "recipe", recipe]))
+
+
 @main.command()
 def methods():
     """List the initialisation methods."""

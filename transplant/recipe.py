@@ -67,11 +67,17 @@ class RecipeSpec:
 
 
 def shared_dir(recipe_file: str | Path | None = None) -> Path:
-    """``$TRANSPLANT_SHARED``, else ``../shared`` beside the project root the recipe lives in."""
+    """Where the shared corpora are: ``$TRANSPLANT_SHARED``, else the first ``shared/`` found
+    beside the checkout the recipe (or this package) lives in, or beside the current directory
+    or one of its parents; else the first of those places (for the error naming it)."""
     if os.environ.get("TRANSPLANT_SHARED"):
         return Path(os.environ["TRANSPLANT_SHARED"])
-    root = Path(recipe_file).resolve().parents[1] if recipe_file else Path(__file__).resolve().parents[1]
-    return root.parent / "shared"
+    here = Path(recipe_file).resolve() if recipe_file else Path(__file__).resolve()
+    places = [parent / "shared" for parent in (*here.parents, *Path.cwd().resolve().parents, Path.cwd().resolve())]
+    for place in places:
+        if (place / "corpus").is_dir():
+            return place
+    return Path(recipe_file).resolve().parents[1].parent / "shared" if recipe_file else places[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,14 +266,14 @@ def command_line(words) -> str:
 class Recipe:
     """One run of a recipe: its options, work directory, and the steps done so far."""
 
-    def __init__(self, spec: RecipeSpec, args: argparse.Namespace, recipe_file: str | Path, argv: list[str]):
+    def __init__(self, spec: RecipeSpec, args: argparse.Namespace, recipe_file: str | Path, argv: list[str], invoked_as: list[str] | None = None):
         self.spec, self.args = spec, args
         self.language = args.language
         self.name = spec.name or args.language
         self.out = Path(args.out)
         self.work = Path(args.work_dir) if args.work_dir else self.out.with_name(self.out.name + ".work")
         self.shared = shared_dir(recipe_file)
-        self.command = command_line([sys.executable.rsplit("/", 1)[-1], os.path.relpath(recipe_file), *argv])
+        self.command = command_line([*(invoked_as or [sys.executable.rsplit("/", 1)[-1], os.path.relpath(recipe_file)]), *argv])
         self.progress = not args.quiet
         self.steps: list[Step] = []
         self.commands: list[str] = []
@@ -281,9 +287,11 @@ class Recipe:
     # --- command line ------------------------------------------------------------------------
 
     @classmethod
-    def from_command_line(cls, spec: RecipeSpec, recipe_file: str | Path, doc: str | None = None, argv: list[str] | None = None) -> Recipe:
+    def from_command_line(
+        cls, spec: RecipeSpec, recipe_file: str | Path, doc: str | None = None, argv: list[str] | None = None, invoked_as: list[str] | None = None
+    ) -> Recipe:
         argv = list(sys.argv[1:] if argv is None else argv)
-        args = parser(spec, doc).parse_args(argv)
+        args = parser(spec, doc, prog=" ".join(invoked_as) if invoked_as else None).parse_args(argv)
         from .init import available
 
         if args.language is None:
@@ -307,7 +315,7 @@ class Recipe:
             import torch
 
             torch.set_num_threads(args.threads)
-        return cls(spec, args, recipe_file, argv)
+        return cls(spec, args, recipe_file, argv, invoked_as)
 
     def check_inputs(self) -> None:
         """Every input that can be missing, checked before any long step, each naming its option."""
@@ -765,8 +773,8 @@ def positive_int(text: str) -> int:
     return value
 
 
-def parser(spec: RecipeSpec, doc: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=doc or f"Adapt a model to {spec.name}.", formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser(spec: RecipeSpec, doc: str | None = None, prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=doc or f"Adapt a model to {spec.name}.", formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("text (step 1)")
     g.add_argument("--language", default=spec.language or None, help=f"language code (default: {spec.language or 'required'})")
     g.add_argument("--corpus", action="append", type=Path, help="local UTF-8 text, one paragraph per line (repeatable); default: ../shared/corpus/LANG.train.txt")
@@ -810,11 +818,14 @@ def every_step(recipe: Recipe) -> None:
     recipe.report(final)  # 6. OUT/report.md, plots, model/
 
 
-def main(spec: RecipeSpec, recipe_file: str | Path, doc: str | None, body=every_step, argv: list[str] | None = None) -> int:
-    """Run ``body(recipe)``; an expected failure ends with one ``Error:`` line and status 1."""
+def main(spec: RecipeSpec, recipe_file: str | Path, doc: str | None, body=every_step, argv: list[str] | None = None, invoked_as: list[str] | None = None) -> int:
+    """Run ``body(recipe)``; an expected failure ends with one ``Error:`` line and status 1.
+
+    ``invoked_as``: the command that ran it (``["transplant", "recipe", "de"]``), for messages and
+    the report; default: this Python and the recipe file."""
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     try:
-        recipe = Recipe.from_command_line(spec, recipe_file, doc, argv)
+        recipe = Recipe.from_command_line(spec, recipe_file, doc, argv, invoked_as)
         body(recipe)
     except TransplantError as error:
         print(f"Error: {error}", file=sys.stderr)
