@@ -16,11 +16,12 @@ def hub_lines(dataset: str, config: str | None, budget: int, progress: bool = Tr
     label = f"{dataset}" + (f" ({config})" if config else "")
     if importlib.util.find_spec("datasets") is None:
         raise TransplantError(f"{option} needs the datasets package: pip install 'transplant[hub]'; or give local text with {local}")
-    import datasets
     from tqdm.auto import tqdm
 
     lines, size = [], 0
     try:
+        import datasets  # inside: a broken install (pyarrow, fsspec) is one line like any hub failure
+
         datasets.logging.set_verbosity_error()
         stream = datasets.load_dataset(dataset, config, split="train", streaming=True)
         with tqdm(total=budget, unit="B", unit_scale=True, desc=f"streaming {label}", disable=not progress) as bar:
