@@ -1,10 +1,10 @@
 """Distillation on one CPU process and on two (torchrun, DDP over gloo) at the same global batch:
 held-out bits per byte after the run and wall time per step.
 
-    python bench/multiprocess.py --steps 12     # SmolLM2 -> 32k German BPE (fvt), embeddings
+    python bench/distill_processes.py --steps 12     # SmolLM2 -> 32k German BPE (fvt), embeddings
 
 Each process gets one thread (2 cores: one process, one thread vs two processes, one thread each),
-so the comparison is the same compute split two ways. Writes bench/out/multiprocess/results.json.
+so the comparison is the same compute split two ways. Writes bench/out/distill_processes/results.json.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
-OUT = ROOT / "bench" / "out" / "multiprocess"
+OUT = ROOT / "bench" / "out" / "distill_processes"
 
 
 def free_port() -> int:
