@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -227,10 +228,19 @@ def permuted(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> tuple[PreTrai
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     vocab = spec["model"]["vocab"]
     special_ids = {t["id"] for t in spec["added_tokens"]}
-    movable = sorted(i for i in vocab.values() if i not in special_ids)
+    ids = vocab.values() if isinstance(vocab, dict) else range(len(vocab))  # Unigram: a list of [piece, score]
+    movable = sorted(i for i in ids if i not in special_ids)
     order = torch.randperm(len(movable), generator=torch.Generator().manual_seed(seed)).tolist()
     old_to_new = {old: movable[order[k]] for k, old in enumerate(movable)}
-    spec["model"]["vocab"] = {token: old_to_new.get(i, i) for token, i in vocab.items()}
+    if isinstance(vocab, dict):
+        spec["model"]["vocab"] = {token: old_to_new.get(i, i) for token, i in vocab.items()}
+    else:
+        shuffled_pieces = list(vocab)
+        for old, new in old_to_new.items():
+            shuffled_pieces[new] = vocab[old]
+        spec["model"]["vocab"] = shuffled_pieces
+        if spec["model"].get("unk_id") is not None:
+            spec["model"]["unk_id"] = old_to_new.get(spec["model"]["unk_id"], spec["model"]["unk_id"])
     shuffled = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), **_roles(tokenizer))
     shuffled.chat_template = tokenizer.chat_template
     new_to_old = list(range(len(tokenizer)))
@@ -240,7 +250,8 @@ def permuted(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> tuple[PreTrai
 
 
 def _roles(tokenizer) -> dict:
-    return {f"{r}_token": getattr(tokenizer, f"{r}_token") for r in ("bos", "eos", "unk", "pad") if getattr(tokenizer, f"{r}_token", None)}
+    roles = ("bos", "eos", "unk", "pad", "mask", "cls", "sep")
+    return {f"{r}_token": getattr(tokenizer, f"{r}_token") for r in roles if getattr(tokenizer, f"{r}_token", None)}
 
 
 ARCHITECTURES = {
@@ -267,3 +278,128 @@ def tiny_model(directory: Path, tokenizer, architecture: str = "llama", seed: in
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+# ---------------------------------------------------------------------------------------------
+# The architecture matrix: one tiny model per family people adapt, tied and untied
+
+
+def _with_roles(build, vocab_size: int, **roles):
+    """``build``'s tokenizer with the special tokens a family's models expect; a role whose token
+    the tokenizer lacks is added as a new special token (e.g. RoBERTa's ``<mask>``)."""
+
+    def make() -> PreTrainedTokenizerFast:
+        tokenizer = build(vocab_size)
+        vocab = tokenizer.get_vocab()
+        for role, content in roles.items():
+            if content is None:
+                setattr(tokenizer, f"{role}_token", None)
+            elif content in vocab:
+                setattr(tokenizer, f"{role}_token", content)
+            else:
+                tokenizer.add_special_tokens({f"{role}_token": content})
+        return tokenizer
+
+    return make
+
+
+# The tokenizer kinds of the matrix; each family's own and a target of another kind.
+MATRIX_TOKENIZERS = {
+    "byte_bpe": _with_roles(byte_level_bpe, 400),
+    "byte_bpe_masked": _with_roles(byte_level_bpe, 400, bos="<|im_start|>", eos="<|im_end|>", pad="<|endoftext|>", unk="<|endoftext|>", mask="<mask>"),
+    "sp_bpe": _with_roles(sentencepiece_bpe, 500),
+    "sp_unigram": _with_roles(sentencepiece_unigram, 400, bos=None),
+    "sp_unigram_masked": _with_roles(sentencepiece_unigram, 400, mask="<mask>"),
+    "wordpiece": _with_roles(wordpiece, 400),
+}
+# A target tokenizer of another kind than each source kind.
+OTHER_KIND = {
+    "byte_bpe": "sp_bpe",
+    "byte_bpe_masked": "wordpiece",
+    "sp_bpe": "byte_bpe",
+    "sp_unigram": "byte_bpe",
+    "sp_unigram_masked": "wordpiece",
+    "wordpiece": "byte_bpe_masked",
+}
+
+_DECODER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+_ENCODER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=160)
+_SEQ2SEQ_BART = dict(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+                     encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=160)
+_SEQ2SEQ_T5 = dict(d_model=32, d_ff=64, d_kv=8, num_layers=2, num_decoder_layers=2, num_heads=4)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture of the matrix: its transformers model type, task, tokenizer kind and a
+    tiny config (hidden 32, 2 layers). ``heads``: the head layouts it allows."""
+
+    model_type: str
+    task: str  # "causal", "masked" or "seq2seq"
+    tokenizer: str  # key of MATRIX_TOKENIZERS
+    config: dict
+    heads: tuple[str, ...] = ("tied", "untied")
+    note: str = ""  # what the family exercises
+
+
+FAMILIES = {
+    "llama": Family("llama", "causal", "byte_bpe", _DECODER, note="Llama-3 layout"),
+    "mistral": Family("mistral", "causal", "sp_bpe", _DECODER),
+    "qwen2": Family("qwen2", "causal", "byte_bpe", _DECODER),
+    "qwen3": Family("qwen3", "causal", "byte_bpe", {**_DECODER, "head_dim": 8}),
+    "gemma2": Family("gemma2", "causal", "sp_bpe", {**_DECODER, "head_dim": 8, "final_logit_softcapping": 0.5},
+                     note="embedding scaled by √hidden, logits soft-capped"),
+    "gemma3_text": Family("gemma3_text", "causal", "sp_bpe", {**_DECODER, "head_dim": 8, "final_logit_softcapping": 0.5},
+                          note="scaled embedding module, logits soft-capped"),
+    "phi3": Family("phi3", "causal", "sp_bpe", _DECODER),
+    "olmo2": Family("olmo2", "causal", "byte_bpe", _DECODER),
+    "gpt2": Family("gpt2", "causal", "byte_bpe", dict(n_embd=32, n_layer=2, n_head=4, n_positions=160)),
+    "gpt_neox": Family("gpt_neox", "causal", "byte_bpe", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=160),
+                       note="Pythia; untied head `embed_out`"),
+    "bloom": Family("bloom", "causal", "byte_bpe", dict(hidden_size=32, n_layer=2, n_head=4), note="embedding layernorm"),
+    "opt": Family("opt", "causal", "byte_bpe", dict(hidden_size=32, word_embed_proj_dim=16, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=160),
+                  note="embeddings projected 16 → 32"),
+    "falcon": Family("falcon", "causal", "byte_bpe", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4)),
+    "bert": Family("bert", "masked", "wordpiece", _ENCODER, note="MLM decoder bias"),
+    "roberta": Family("roberta", "masked", "byte_bpe_masked", {**_ENCODER, "max_position_embeddings": 164}),
+    "xlm-roberta": Family("xlm-roberta", "masked", "sp_unigram_masked", {**_ENCODER, "max_position_embeddings": 164}),
+    "modernbert": Family("modernbert", "masked", "byte_bpe_masked", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=160, global_attn_every_n_layers=2, local_attention=16)),
+    "t5": Family("t5", "seq2seq", "sp_unigram", _SEQ2SEQ_T5, note="tied head scaled by d_model^-0.5"),
+    "mt5": Family("mt5", "seq2seq", "sp_unigram", _SEQ2SEQ_T5),
+    "bart": Family("bart", "seq2seq", "byte_bpe_masked", _SEQ2SEQ_BART, note="`final_logits_bias` buffer"),
+    "mbart": Family("mbart", "seq2seq", "sp_unigram_masked", _SEQ2SEQ_BART, note="`final_logits_bias` buffer"),
+}
+
+AUTO_CLASSES = {"causal": "AutoModelForCausalLM", "masked": "AutoModelForMaskedLM", "seq2seq": "AutoModelForSeq2SeqLM"}
+
+
+def matrix_tokenizer(kind: str) -> PreTrainedTokenizerFast:
+    """A fresh tokenizer of ``MATRIX_TOKENIZERS[kind]``."""
+    return MATRIX_TOKENIZERS[kind]()
+
+
+def family_model(directory: Path, family: str, head: str, tokenizer, seed: int = 0, max_shard_size: str | None = None):
+    """Save a randomly initialised ``family`` model (``head`` "tied" or "untied") sized for
+    ``tokenizer`` to ``directory``, with its tokenizer and a generation config for generative
+    tasks; returns the model. Every bias and scale that touches the vocabulary is drawn at random
+    (not left at zero or one), so that a wrongly remapped one shows in the logits."""
+    import transformers
+
+    from transplant.checkpoint import quiet_transformers
+
+    spec = FAMILIES[family]
+    ids = {f"{r}_token_id": getattr(tokenizer, f"{r}_token_id", None) for r in ("bos", "eos", "pad", "cls", "sep", "mask")}
+    if spec.task == "seq2seq":
+        ids["decoder_start_token_id"] = tokenizer.pad_token_id if spec.model_type in ("t5", "mt5") else tokenizer.eos_token_id
+    config = AutoConfig.for_model(spec.model_type, vocab_size=len(tokenizer), tie_word_embeddings=head == "tied", **spec.config, **ids)
+    torch.manual_seed(seed)
+    model = getattr(transformers, AUTO_CLASSES[spec.task]).from_config(config)
+    with torch.no_grad():
+        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+            if tensor.dim() == 1 and tensor.shape[0] == len(tokenizer) and tensor.is_floating_point():
+                tensor.normal_()  # MLM decoder bias, BART's final_logits_bias
+    model.eval()
+    with quiet_transformers():
+        model.save_pretrained(directory, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
+    tokenizer.save_pretrained(directory)
+    return model

@@ -13,7 +13,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from . import init as initializers
-from .checkpoint import open_checkpoint, read_tensor, write_checkpoint
+from .checkpoint import OTHER_ROLE, open_checkpoint, read_tensor, vocabulary_axes, write_checkpoint
 from .errors import TransplantError
 from .loading import load_tokenizer
 from .vocab import Vocabulary, VocabMapping, add_missing_special_tokens, build_mapping
@@ -81,12 +81,22 @@ def new_vocab_tensors(
     for role, tensor in tensors.items():
         generator = torch.Generator().manual_seed(seed)
         source = tensor.float().reshape(tensor.shape[0], -1)
-        inputs = initializers.InitInputs(mapping, source, role, generator, progress)
-        chosen = initializer if role != "output_bias" or initializer.handles_bias else initializers.get("fvt")
+        kind = _tensor_kind(role, source)
+        inputs = initializers.InitInputs(mapping, source, kind, generator, progress)
+        chosen = initializer if kind != "output_bias" or initializer.handles_bias else initializers.get("fvt")
         matrix, names = chosen.initialize(inputs, size)
         out[role] = matrix.reshape(size, *tensor.shape[1:]).to(tensor.dtype)
         rules[role] = names
     return out, rules
+
+
+def _tensor_kind(role: str, rows: torch.Tensor) -> str:
+    """What an initialiser is told it rebuilds: the role itself for embedding, head and head bias;
+    another vocabulary tensor is a bias when it has one value per token (BART's
+    final_logits_bias), an embedding otherwise (an untied BART's encoder embeddings)."""
+    if not role.startswith(OTHER_ROLE):
+        return role
+    return "output_bias" if rows.shape[1] == 1 else "input"
 
 
 def _report(method, options, mapping, rules, seconds, added) -> TransplantReport:
@@ -100,12 +110,12 @@ def remap_config(config: dict, mapping: VocabMapping) -> dict:
     config = copy.deepcopy(config)
     if "vocab_size" in config:
         config["vocab_size"] = len(mapping.target)
-    for sub in ("text_config", "decoder"):
-        if isinstance(config.get(sub), dict) and "vocab_size" in config[sub]:
-            config[sub]["vocab_size"] = len(mapping.target)
     for key in TOKEN_ID_KEYS:
         if key in config and config[key] is not None:
             config[key] = _remap_ids(config[key], mapping, key)
+    for sub in ("text_config", "decoder"):  # a config that nests its text model (Gemma 3, ...)
+        if isinstance(config.get(sub), dict):
+            config[sub] = remap_config(config[sub], mapping)
     return config
 
 
@@ -151,7 +161,8 @@ def convert(
     source_tokenizer = load_tokenizer(checkpoint.directory)
     target_tokenizer = load_tokenizer(new_tokenizer) if not isinstance(new_tokenizer, PreTrainedTokenizerBase) else new_tokenizer
     mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress)
-    stored = {role: read_tensor(checkpoint, key) for role, key in checkpoint.vocab_keys.items()}
+    # every vocabulary tensor with its vocabulary axis first, as the initialisers expect
+    stored = {role: read_tensor(checkpoint, key).movedim(checkpoint.vocab_axis(key), 0) for role, key in checkpoint.vocab_keys.items()}
     tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress)
     del stored  # the source rows are no longer needed; free them before copying the rest
     report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
@@ -161,7 +172,7 @@ def convert(
     write_checkpoint(
         checkpoint,
         out_dir,
-        {checkpoint.vocab_keys[role]: tensor for role, tensor in tensors.items()},
+        {key: tensors[role].movedim(0, checkpoint.vocab_axis(key)) for role, key in checkpoint.vocab_keys.items()},
         config,
         remap_config(generation, mapping) if generation is not None else None,
         target_tokenizer.save_pretrained,
@@ -231,11 +242,12 @@ def transplant(
         stored["output"] = head.weight.detach()
     if head is not None and getattr(head, "bias", None) is not None:
         stored["output_bias"] = head.bias.detach()
+    others = other_vocab_tensors(model)
+    stored.update({OTHER_ROLE + name: tensor.detach().movedim(axis, 0) for name, (tensor, axis) in others.items()})
     tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress)
     install_vocab_tensors(model, tensors, tied)
-    for key, value in remap_config(model.config.to_dict(), mapping).items():
-        if key == "vocab_size" or key in TOKEN_ID_KEYS:
-            setattr(model.config, key, value)
+    _install_other_vocab_tensors(model, {name: tensors[OTHER_ROLE + name].movedim(0, axis) for name, (_, axis) in others.items()})
+    _remap_loaded_config(model.config, mapping)
     if getattr(model, "generation_config", None) is not None:
         for key in TOKEN_ID_KEYS:
             value = getattr(model.generation_config, key, None)
@@ -244,6 +256,45 @@ def transplant(
     _carry_model_conventions(source_tokenizer, target_tokenizer)
     report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
     return model, target_tokenizer, report
+
+
+def _remap_loaded_config(config, mapping: VocabMapping) -> None:
+    """``remap_config`` applied to a loaded config object, nested text config included."""
+    remapped = remap_config(config.to_dict(), mapping)
+    for holder, values in ((config, remapped), (getattr(config, "text_config", None), remapped.get("text_config"))):
+        if holder is None or not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if key == "vocab_size" or key in TOKEN_ID_KEYS:
+                setattr(holder, key, value)
+
+
+def other_vocab_tensors(model: PreTrainedModel) -> dict[str, tuple[torch.Tensor, int]]:
+    """Name -> (tensor, vocabulary axis) of the model's vocabulary-sized parameters and buffers
+    other than the input embedding, the head and its bias (BART's final_logits_bias, ...)."""
+    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
+    claimed = {id(embeddings.weight)}
+    if head is not None:
+        claimed |= {id(head.weight), id(getattr(head, "bias", None))}
+    tensors = dict(model.named_parameters(remove_duplicate=False)) | dict(model.named_buffers(remove_duplicate=False))
+    found: dict[str, tuple[torch.Tensor, int]] = {}
+    for name, axis in vocabulary_axes(model).items():
+        tensor = tensors[name]
+        if id(tensor) not in claimed:
+            claimed.add(id(tensor))  # tied aliases are rebuilt once
+            found[name] = (tensor, axis)
+    return found
+
+
+def _install_other_vocab_tensors(model: PreTrainedModel, tensors: dict[str, torch.Tensor]) -> None:
+    """Put rebuilt vocabulary tensors in place, as parameters or buffers like the originals."""
+    for name, tensor in tensors.items():
+        owner_name, _, attribute = name.rpartition(".")
+        owner = model.get_submodule(owner_name)
+        if attribute in owner._parameters:
+            setattr(owner, attribute, torch.nn.Parameter(tensor.clone(), requires_grad=owner._parameters[attribute].requires_grad))
+        else:
+            owner._buffers[attribute] = tensor.clone()
 
 
 def install_vocab_tensors(model: PreTrainedModel, tensors: dict[str, torch.Tensor], tied: bool) -> None:

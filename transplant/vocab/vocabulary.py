@@ -87,6 +87,12 @@ class Vocabulary:
         return found
 
     @cached_property
+    def byte_token_index(self) -> dict[tuple[bytes, bool], int]:
+        """Canonical form -> id of the byte-fallback tokens (``<0x41>``), which ``index`` gives
+        up to the regular token of the same bytes."""
+        return {self.canonical[i]: i for i in range(len(self)) if self.canonical[i] is not None and self._is_byte_token(i)}
+
+    @cached_property
     def surface_index(self) -> dict[bytes, int]:
         """Surface bytes -> id, for explicit-space families where the space is part of the token.
 
