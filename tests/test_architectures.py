@@ -1,0 +1,60 @@
+"""The architecture matrix (tests/architecture_matrix.py): every family, tied and untied, through
+convert, transplant, the hypernetwork and distillation. The README table is generated from the
+same checks by bench/architecture_table.py."""
+
+from __future__ import annotations
+
+import architecture_matrix as matrix
+import pytest
+import tiny
+import transformers
+
+CELLS = matrix.cells()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "de.txt"
+    path.write_text("\n".join(tiny.lines(0, 400)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """Each cell's tiny model, built once for the module on first use."""
+    built: dict[matrix.Cell, matrix.Source] = {}
+
+    def get(cell: matrix.Cell) -> matrix.Source:
+        if cell not in built:
+            built[cell] = matrix.build_source(tmp_path_factory.mktemp(cell.id), cell)
+        return built[cell]
+
+    return get
+
+
+def test_every_family_is_in_the_installed_transformers():
+    """A family that transformers lacks would have to be listed as skipped in the README table."""
+    missing = [spec.model_type for spec in tiny.FAMILIES.values() if spec.model_type not in transformers.CONFIG_MAPPING]
+    assert not missing
+
+
+def test_cells_have_the_head_they_are_named_for(sources):
+    for cell in CELLS:
+        model = sources(cell).model
+        tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
+        assert tied == (cell.head == "tied"), cell
+
+
+def test_one_source_is_sharded(sources):
+    for family, head in matrix.SHARDED:
+        directory = sources(matrix.Cell(family, head)).directory
+        assert (directory / "model.safetensors.index.json").is_file() and len(list(directory.glob("*.safetensors"))) > 1
+
+
+@pytest.mark.parametrize(
+    ("cell", "column"),
+    [(cell, column) for cell in CELLS for column in matrix.COLUMNS if matrix.applies(cell, column)],
+    ids=lambda value: value.id if isinstance(value, matrix.Cell) else value,
+)
+def test_matrix(cell, column, sources, corpus, tmp_path):
+    matrix.run(sources(cell), column, tmp_path, corpus)
