@@ -131,6 +131,8 @@ def _remap_ids(value, mapping: VocabMapping, key: str):
     if candidates:
         return candidates[0]
     role = key.removesuffix("_token_id")
+    if role not in mapping.target.roles:  # decoder_start: T5 starts with its pad token
+        role = mapping.source.role_of(value) or role
     return mapping.target.roles.get(role)
 
 
@@ -298,19 +300,31 @@ def _install_other_vocab_tensors(model: PreTrainedModel, tensors: dict[str, torc
 
 
 def install_vocab_tensors(model: PreTrainedModel, tensors: dict[str, torch.Tensor], tied: bool) -> None:
-    """Swap the vocabulary weights in place, keeping the modules (and subclasses like Gemma's)."""
-    embeddings = model.get_input_embeddings()
-    embeddings.weight = torch.nn.Parameter(tensors["input"].clone())
-    embeddings.num_embeddings = tensors["input"].shape[0]
-    if getattr(embeddings, "padding_idx", None) is not None:
-        embeddings.padding_idx = None  # the old pad id means nothing in the new vocabulary
-    head = model.get_output_embeddings()
+    """Swap the vocabulary weights in place, keeping the modules (and subclasses like Gemma's).
+
+    Every module sharing the old weight gets the new one: a tied BART's encoder and decoder
+    embeddings are modules of their own around the shared weight."""
+    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
+    old_head = head.weight if head is not None else None
+    new_input = torch.nn.Parameter(tensors["input"].clone())
+    _replace_weight(model, embeddings.weight, new_input)
     if head is None:
         return
-    head.weight = embeddings.weight if tied else torch.nn.Parameter(tensors["output"].clone())
+    if not tied:
+        _replace_weight(model, old_head, torch.nn.Parameter(tensors["output"].clone()))
+    head.weight = new_input if tied else head.weight
     if "output_bias" in tensors:
         head.bias = torch.nn.Parameter(tensors["output_bias"].clone())
     head.out_features = tensors["input"].shape[0]
+
+
+def _replace_weight(model: PreTrainedModel, old: torch.nn.Parameter, new: torch.nn.Parameter) -> None:
+    for module in model.modules():
+        if module._parameters.get("weight") is old:
+            module.weight = new
+            if isinstance(module, torch.nn.Embedding):
+                module.num_embeddings = new.shape[0]
+                module.padding_idx = None  # the old pad id means nothing in the new vocabulary
 
 
 def save(model: PreTrainedModel, tokenizer, out_dir: str | Path, report: TransplantReport | None = None, overwrite: bool = False) -> Path:

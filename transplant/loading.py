@@ -24,7 +24,7 @@ def load_tokenizer(spec: str | os.PathLike):
             if path.is_dir():
                 if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.txt")):
                     raise TransplantError(f"{path} holds no tokenizer (no tokenizer.json)")
-                tokenizer = AutoTokenizer.from_pretrained(path)
+                tokenizer = _as_saved(AutoTokenizer.from_pretrained(path), path)
             elif path.exists():
                 raise TransplantError(f"{path} is not a tokenizer directory, tokenizer.json or .gguf file")
             elif str(spec).count("/") == 1 and not str(spec).startswith((".", "/")):
@@ -38,6 +38,24 @@ def load_tokenizer(spec: str | os.PathLike):
     if getattr(tokenizer, "backend_tokenizer", None) is None:
         raise TransplantError(f"{spec}: only fast (tokenizer.json) tokenizers are supported")
     return tokenizer
+
+
+def _as_saved(tokenizer, directory: Path):
+    """``tokenizer``, or the directory's ``tokenizer.json`` as saved where AutoTokenizer rebuilt
+    the pipeline: for some model types (qwen2, ...) transformers forces its own tokenizer class,
+    which rebuilds a byte-level pipeline around the vocabulary and would split the text of a
+    transplanted SentencePiece or WordPiece tokenizer wrongly."""
+    from transformers import PreTrainedTokenizerFast
+
+    saved = directory / "tokenizer.json"
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not saved.is_file():
+        return tokenizer
+    expected, loaded = json.loads(saved.read_text(encoding="utf-8")), json.loads(backend.to_str())
+    parts = ("normalizer", "pre_tokenizer")
+    if all(expected.get(part) == loaded.get(part) for part in parts) and expected["model"].get("type") == loaded["model"].get("type"):
+        return tokenizer
+    return PreTrainedTokenizerFast.from_pretrained(directory)
 
 
 def _from_tokenizer_json(path: Path):
