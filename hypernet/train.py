@@ -130,7 +130,7 @@ def train(
 
     # --- the frozen base model and its vocabulary
     base_tokenizer = load_tokenizer(model)
-    base_model = load_model(model)
+    base_model = load_model(model, causal_for="the hypernetwork")
     base_vocab = Vocabulary.from_tokenizer(base_tokenizer)
     embeddings = base_model.get_input_embeddings().weight.detach().float()
     head = base_model.get_output_embeddings()

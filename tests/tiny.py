@@ -398,8 +398,8 @@ def family_model(directory: Path, family: str, head: str, tokenizer, seed: int =
     model = getattr(transformers, AUTO_CLASSES[spec.task]).from_config(config)
     with torch.no_grad():
         for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-            if tensor.dim() == 1 and tensor.shape[0] == len(tokenizer) and tensor.is_floating_point():
-                tensor.normal_()  # MLM decoder bias, BART's final_logits_bias
+            if tensor.numel() == len(tokenizer) and tensor.is_floating_point():
+                tensor.normal_()  # MLM decoder bias, BART's final_logits_bias [1, vocab]
     model.eval()
     with quiet_transformers():
         model.save_pretrained(directory, **({"max_shard_size": max_shard_size} if max_shard_size else {}))

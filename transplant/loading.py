@@ -70,12 +70,24 @@ def _from_tokenizer_json(path: Path):
     return PreTrainedTokenizerFast(tokenizer_file=str(path), **roles)
 
 
-def load_model(spec: str | os.PathLike, dtype=None):
-    """A transformers model from a directory, ``.gguf`` file or hub id, with the right head class."""
+def require_causal(checkpoint, spec, purpose: str) -> None:
+    """Refuse, in one line, a model that is not a causal language model for ``purpose``."""
+    if checkpoint.auto_class != "AutoModelForCausalLM":
+        kind = {"AutoModelForMaskedLM": "a masked", "AutoModelForSeq2SeqLM": "a sequence-to-sequence"}.get(checkpoint.auto_class, "not a causal")
+        raise TransplantError(f"{purpose} trains causal language models; {spec} is {kind} language model ({checkpoint.config.get('model_type')})")
+
+
+def load_model(spec: str | os.PathLike, dtype=None, causal_for: str | None = None):
+    """A transformers model from a directory, ``.gguf`` file or hub id, with the right head class.
+
+    ``causal_for`` names a use that needs a causal language model ("the hypernetwork"): any other
+    model is refused in one line."""
     import torch
     import transformers
 
     checkpoint = open_checkpoint(spec)
+    if causal_for is not None:
+        require_causal(checkpoint, spec, causal_for)
     auto = getattr(transformers, checkpoint.auto_class)
     try:
         with quiet_transformers():

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import atomic_directory
+from ..checkpoint import atomic_directory, open_checkpoint
 from ..errors import TransplantError
 from ..evaluate import bits_per_byte, read_text
-from ..loading import load_model, load_tokenizer
+from ..loading import load_model, load_tokenizer, require_causal
 from ..training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint, step_generator
 from ..vocab import Vocabulary, boundary_token_mask
 from .data import Batch, Example, collate, make_examples
@@ -117,6 +117,8 @@ def distill(
     held_out = read_text(eval_text, max_bytes=config.eval_bytes) if eval_text else None
 
     # models, tokenizers and the vocabulary facts the objectives need
+    for spec in (teacher, student):
+        require_causal(open_checkpoint(spec), spec, "distillation")
     teacher_tokenizer, student_tokenizer = load_tokenizer(teacher), load_tokenizer(student)
     teacher_vocab, student_vocab = Vocabulary.from_tokenizer(teacher_tokenizer), Vocabulary.from_tokenizer(student_tokenizer)
     examples = make_examples(text, teacher_vocab, student_vocab, config.segment_bytes, config.max_length)
