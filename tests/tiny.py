@@ -312,6 +312,14 @@ MATRIX_TOKENIZERS = {
     "sp_unigram_masked": _with_roles(sentencepiece_unigram, 400, mask="<mask>"),
     "wordpiece": _with_roles(wordpiece, 400),
 }
+MATRIX_TOKENIZERS_DESCRIBED = {
+    "byte_bpe": "byte-level BPE",
+    "byte_bpe_masked": "byte-level BPE + `<mask>`",
+    "sp_bpe": "SentencePiece BPE, byte fallback",
+    "sp_unigram": "SentencePiece Unigram",
+    "sp_unigram_masked": "SentencePiece Unigram + `<mask>`",
+    "wordpiece": "WordPiece",
+}
 # A target tokenizer of another kind than each source kind.
 OTHER_KIND = {
     "byte_bpe": "sp_bpe",
