@@ -25,7 +25,7 @@ import transformers
 from safetensors import safe_open
 
 from transplant.checkpoint import open_checkpoint, quiet_transformers, vocabulary_axes
-from transplant.core import TOKEN_ID_KEYS, convert, transplant
+from transplant.core import is_token_key, convert, transplant
 from transplant.errors import TransplantError
 from transplant.loading import load_model, load_tokenizer
 from transplant.vocab import Vocabulary, VocabMapping, build_mapping
@@ -206,14 +206,16 @@ def check_in_memory(source: Source, model, tokenizer, generation: dict | None = 
 def _check_special_ids(old: dict, new: dict, mapping: VocabMapping) -> None:
     """Each special-token id of the config names the new token copied from the old one or, where
     none was (a pad that is also the new tokenizer's eos), the new tokenizer's token of that role."""
-    for key in TOKEN_ID_KEYS:
+    for key in [k for k in old if is_token_key(k)]:
         value = old.get(key)
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             copies = [t for t, s in enumerate(mapping.matches) if s == value]
             role = key.removesuffix("_token_id")
             role = role if role in mapping.target.roles else mapping.source.role_of(value)
             expected = copies if copies else [mapping.target.roles.get(role)]
             assert new.get(key) in expected, (key, value, new.get(key), expected)
+    if isinstance(old.get("text_config"), dict):
+        _check_special_ids(old["text_config"], new["text_config"], mapping)
 
 
 def _check_usable(source: Source, model, tokenizer) -> None:

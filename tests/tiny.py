@@ -284,12 +284,15 @@ def tiny_model(directory: Path, tokenizer, architecture: str = "llama", seed: in
 # The architecture matrix: one tiny model per family people adapt, tied and untied
 
 
-def _with_roles(build, vocab_size: int, **roles):
+def _with_roles(build, vocab_size: int, extra_specials: tuple[str, ...] = (), **roles):
     """``build``'s tokenizer with the special tokens a family's models expect; a role whose token
-    the tokenizer lacks is added as a new special token (e.g. RoBERTa's ``<mask>``)."""
+    the tokenizer lacks is added as a new special token (e.g. RoBERTa's ``<mask>``), and so are
+    ``extra_specials`` (Gemma 3's image tokens)."""
 
     def make() -> PreTrainedTokenizerFast:
         tokenizer = build(vocab_size)
+        if extra_specials:
+            tokenizer.add_special_tokens({"additional_special_tokens": list(extra_specials)})
         vocab = tokenizer.get_vocab()
         for role, content in roles.items():
             if content is None:
@@ -303,16 +306,19 @@ def _with_roles(build, vocab_size: int, **roles):
     return make
 
 
+GEMMA3_IMAGE_TOKENS = ("<start_of_image>", "<end_of_image>", "<image_soft_token>")  # boi, eoi, image
 # The tokenizer kinds of the matrix; each family's own and a target of another kind.
 MATRIX_TOKENIZERS = {
     "byte_bpe": _with_roles(byte_level_bpe, 400),
     "byte_bpe_masked": _with_roles(byte_level_bpe, 400, bos="<|im_start|>", eos="<|im_end|>", pad="<|endoftext|>", unk="<|endoftext|>", mask="<mask>"),
     "sp_bpe": _with_roles(sentencepiece_bpe, 500),
+    "sp_bpe_image": _with_roles(sentencepiece_bpe, 500, extra_specials=GEMMA3_IMAGE_TOKENS),
     "sp_unigram": _with_roles(sentencepiece_unigram, 400, bos=None),
     "sp_unigram_masked": _with_roles(sentencepiece_unigram, 400, mask="<mask>"),
     "wordpiece": _with_roles(wordpiece, 400),
 }
 MATRIX_TOKENIZERS_DESCRIBED = {
+    "sp_bpe_image": "SentencePiece BPE, byte fallback + image tokens",
     "byte_bpe": "byte-level BPE",
     "byte_bpe_masked": "byte-level BPE + `<mask>`",
     "sp_bpe": "SentencePiece BPE, byte fallback",
@@ -325,6 +331,7 @@ OTHER_KIND = {
     "byte_bpe": "sp_bpe",
     "byte_bpe_masked": "wordpiece",
     "sp_bpe": "byte_bpe",
+    "sp_bpe_image": "byte_bpe",
     "sp_unigram": "byte_bpe",
     "sp_unigram_masked": "wordpiece",
     "wordpiece": "byte_bpe_masked",
@@ -359,6 +366,11 @@ FAMILIES = {
                      note="embedding scaled by √hidden, logits soft-capped"),
     "gemma3_text": Family("gemma3_text", "causal", "sp_bpe", {**_DECODER, "head_dim": 8, "final_logit_softcapping": 0.5},
                           note="scaled embedding module, logits soft-capped"),
+    "gemma3": Family("gemma3", "causal", "sp_bpe_image",
+                     dict(text_config={**_DECODER, "head_dim": 8, "final_logit_softcapping": 0.5},
+                          vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, image_size=28, patch_size=14),
+                          mm_tokens_per_image=4),
+                     note="multimodal: the text model nested in `text_config`, image-token ids in the config"),
     "phi3": Family("phi3", "causal", "sp_bpe", _DECODER),
     "olmo2": Family("olmo2", "causal", "byte_bpe", _DECODER),
     "gpt2": Family("gpt2", "causal", "byte_bpe", dict(n_embd=32, n_layer=2, n_head=4, n_positions=160)),
@@ -401,7 +413,13 @@ def family_model(directory: Path, family: str, head: str, tokenizer, seed: int =
     ids = {f"{r}_token_id": getattr(tokenizer, f"{r}_token_id", None) for r in ("bos", "eos", "pad", "cls", "sep", "mask")}
     if spec.task == "seq2seq":
         ids["decoder_start_token_id"] = tokenizer.pad_token_id if spec.model_type in ("t5", "mt5") else tokenizer.eos_token_id
-    config = AutoConfig.for_model(spec.model_type, vocab_size=len(tokenizer), tie_word_embeddings=head == "tied", **spec.config, **ids)
+    if "text_config" in spec.config:  # a multimodal model: the vocabulary is its text model's
+        boi, eoi, image = tokenizer.convert_tokens_to_ids(list(GEMMA3_IMAGE_TOKENS))
+        text_config = {**spec.config["text_config"], "vocab_size": len(tokenizer), "tie_word_embeddings": head == "tied", **ids}
+        config = AutoConfig.for_model(spec.model_type, **{**spec.config, "text_config": text_config}, tie_word_embeddings=head == "tied",
+                                      boi_token_index=boi, eoi_token_index=eoi, image_token_index=image, **ids)
+    else:
+        config = AutoConfig.for_model(spec.model_type, vocab_size=len(tokenizer), tie_word_embeddings=head == "tied", **spec.config, **ids)
     torch.manual_seed(seed)
     model = getattr(transformers, AUTO_CLASSES[spec.task]).from_config(config)
     with torch.no_grad():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +45,11 @@ class TransplantReport:
         }
 
 
-def plan(source_tokenizer, target_tokenizer, add_missing: bool = False, progress: bool = True):
-    """Map the target vocabulary onto the source one, checking the special tokens first."""
+def plan(source_tokenizer, target_tokenizer, add_missing: bool = False, progress: bool = True, config: dict | None = None):
+    """Map the target vocabulary onto the source one, checking the special tokens first
+    (those ``config`` names outside the roles, such as image tokens, included)."""
     source = Vocabulary.from_tokenizer(source_tokenizer)
+    source.config_markers = {i for i in config_token_ids(config or {}) if i in source.special}
     added = add_missing_special_tokens(source, target_tokenizer) if add_missing else []
     target = Vocabulary.from_tokenizer(target_tokenizer)
     mapping = build_mapping(source, target, progress=progress)
@@ -63,7 +66,23 @@ def _why_required(source: Vocabulary, index: int) -> str:
     reasons = [source.role_of(index)] if source.role_of(index) else []
     if index in source.template_markers:
         reasons.append("chat template")
+    if index in source.config_markers:
+        reasons.append("named by the model config")
     return ", ".join(reasons)
+
+
+def is_token_key(key: str) -> bool:
+    """Config keys holding a token id: the roles, and names such as ``image_token_index``."""
+    return key in TOKEN_ID_KEYS or bool(re.search(r"_token_(id|index)$", key))
+
+
+def config_token_ids(config: dict) -> set[int]:
+    """Token ids a config (and its nested text config) names under keys outside the roles."""
+    found = {v for k, v in config.items() if is_token_key(k) and k not in TOKEN_ID_KEYS and isinstance(v, int)}
+    for sub in ("text_config", "decoder"):
+        if isinstance(config.get(sub), dict):
+            found |= config_token_ids(config[sub])
+    return found
 
 
 def new_vocab_tensors(
@@ -110,8 +129,8 @@ def remap_config(config: dict, mapping: VocabMapping) -> dict:
     config = copy.deepcopy(config)
     if "vocab_size" in config:
         config["vocab_size"] = len(mapping.target)
-    for key in TOKEN_ID_KEYS:
-        if key in config and config[key] is not None:
+    for key in [k for k in config if is_token_key(k)]:
+        if isinstance(config[key], (int, list)) and not isinstance(config[key], bool):
             config[key] = _remap_ids(config[key], mapping, key)
     for sub in ("text_config", "decoder"):  # a config that nests its text model (Gemma 3, ...)
         if isinstance(config.get(sub), dict):
@@ -162,7 +181,7 @@ def convert(
     checkpoint = open_checkpoint(model)
     source_tokenizer = load_tokenizer(checkpoint.directory)
     target_tokenizer = load_tokenizer(new_tokenizer) if not isinstance(new_tokenizer, PreTrainedTokenizerBase) else new_tokenizer
-    mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress)
+    mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress, checkpoint.config)
     # every vocabulary tensor with its vocabulary axis first, as the initialisers expect
     stored = {role: read_tensor(checkpoint, key).movedim(checkpoint.vocab_axis(key), 0) for role, key in checkpoint.vocab_keys.items()}
     tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress)
@@ -235,7 +254,7 @@ def transplant(
     if source_tokenizer is None:
         raise TransplantError("pass source_tokenizer= with an in-memory model")
     target_tokenizer = load_tokenizer(new_tokenizer) if not isinstance(new_tokenizer, PreTrainedTokenizerBase) else new_tokenizer
-    mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress)
+    mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress, model.config.to_dict())
     embeddings = model.get_input_embeddings()
     head = model.get_output_embeddings()
     tied = head is not None and head.weight is embeddings.weight
@@ -251,10 +270,9 @@ def transplant(
     _install_other_vocab_tensors(model, {name: tensors[OTHER_ROLE + name].movedim(0, axis) for name, (_, axis) in others.items()})
     _remap_loaded_config(model.config, mapping)
     if getattr(model, "generation_config", None) is not None:
-        for key in TOKEN_ID_KEYS:
-            value = getattr(model.generation_config, key, None)
-            if value is not None:
-                setattr(model.generation_config, key, _remap_ids(value, mapping, key))
+        for key, value in remap_config(model.generation_config.to_dict(), mapping).items():
+            if is_token_key(key):
+                setattr(model.generation_config, key, value)
     _carry_model_conventions(source_tokenizer, target_tokenizer)
     report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
     return model, target_tokenizer, report
@@ -267,7 +285,7 @@ def _remap_loaded_config(config, mapping: VocabMapping) -> None:
         if holder is None or not isinstance(values, dict):
             continue
         for key, value in values.items():
-            if key == "vocab_size" or key in TOKEN_ID_KEYS:
+            if key == "vocab_size" or is_token_key(key):
                 setattr(holder, key, value)
 
 

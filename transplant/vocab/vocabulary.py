@@ -32,6 +32,9 @@ class Vocabulary:
     special: dict[int, str]  # id -> content of special tokens
     roles: dict[str, int]  # role -> id, e.g. {"bos": 1, "eos": 2}
     template_markers: set[int] = field(default_factory=set)  # special ids the chat template uses
+    # special ids the model's config names outside the roles (Gemma 3's image_token_index): like
+    # template markers, the new tokenizer needs them with the same text
+    config_markers: set[int] = field(default_factory=set)
 
     @classmethod
     def from_tokenizer(cls, tokenizer: PreTrainedTokenizerBase) -> "Vocabulary":
