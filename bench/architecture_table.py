@@ -37,8 +37,7 @@ def outcome(source: matrix.Source, column: str, out: Path, corpus: Path) -> str:
 def table() -> str:
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="architecture-table-"))
-    corpus = root / "de.txt"
-    corpus.write_text("\n".join(tiny.lines(0, 400)) + "\n", encoding="utf-8")
+    corpus = tiny.write_lines(root / "de.txt", 400)
     rows = ["| family | task | tokenizer | heads | " + " | ".join(matrix.COLUMNS) + " | notes |",
             "|---|---|---|---|" + "---|" * len(matrix.COLUMNS) + "---|"]
     for family, spec in tiny.FAMILIES.items():

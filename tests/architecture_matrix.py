@@ -31,6 +31,11 @@ from transplant.loading import load_model, load_tokenizer
 from transplant.vocab import Vocabulary, VocabMapping, build_mapping
 
 COLUMNS = ("convert", "transplant", "hypernet", "distill")
+SAMPLE = "Der Hund läuft über die Straße, 42 Äpfel!"
+# Model types whose tokenizer class transformers' AutoTokenizer forces whatever tokenizer.json
+# holds, rebuilding a byte-level pipeline around its vocabulary: a converted model's other-kind
+# tokenizer then only loads as saved through transplant.load_tokenizer or PreTrainedTokenizerFast.
+AUTO_TOKENIZER_REBUILDS = {"qwen2"}
 SHARDED = {("llama", "untied"), ("bart", "untied")}  # saved in several safetensors shards
 # Hypernetwork sized so that a training step takes milliseconds (as in tests/test_hypernet.py).
 HYPERNET_TINY = dict(width=32, layers=1, heads=2, batch_size=2, block_size=32, sampled_vocab_size=300, tokenizer_text_bytes=3000,
@@ -164,6 +169,10 @@ def check_directory(source: Source, directory: Path, trained: bool = False) -> N
         model = auto_class(source).from_pretrained(directory, dtype=torch.float32).eval()
     tokenizer = load_tokenizer(directory)
     assert type(model) is type(source.model)
+    with quiet_transformers():
+        auto = transformers.AutoTokenizer.from_pretrained(directory)
+    if auto.tokenize(SAMPLE) != tokenizer.tokenize(SAMPLE):
+        assert source.cell.family in AUTO_TOKENIZER_REBUILDS, f"AutoTokenizer splits {directory}'s text otherwise"
     if trained:
         _check_usable(source, model, tokenizer)
         return

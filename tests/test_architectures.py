@@ -5,6 +5,7 @@ same checks by bench/architecture_table.py."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import architecture_matrix as matrix
 import pytest
@@ -33,9 +34,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "de.txt"
-    path.write_text("\n".join(tiny.lines(0, 400)) + "\n", encoding="utf-8")
-    return path
+    return tiny.write_lines(tmp_path_factory.mktemp("corpus") / "de.txt", 400)
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +127,10 @@ def test_real_sentence_encoder(tmp_path):
     fill = transformers.pipeline("fill-mask", model=masked, tokenizer=new_tokenizer, device="cpu")
     guesses = fill(f"Der Hund {new_tokenizer.mask_token} heute.", top_k=2)
     assert len(guesses) == 2 and all(0 <= g["token"] < len(new_tokenizer) for g in guesses)
+
+
+def test_readme_table_has_a_row_per_family():
+    """The README's table (printed by bench/architecture_table.py) covers every family tested."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip() for line in readme.splitlines() if line.startswith("| ") and line.count("|") > 8}
+    assert set(tiny.FAMILIES) <= rows

@@ -40,6 +40,12 @@ def lines(start: int = 0, count: int = 600) -> tuple[str, ...]:
     return tuple(text[start : start + count])
 
 
+def write_lines(path: Path, count: int, start: int = 0) -> Path:
+    """A training-text file of ``lines(start, count)``, one line each."""
+    path.write_text("\n".join(lines(start, count)) + "\n", encoding="utf-8")
+    return path
+
+
 # ---------------------------------------------------------------------------------------------
 # Tokenizer families
 
