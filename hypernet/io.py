@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from transplant.checkpoint import atomic_directory
+from transplant.files import OutputClaim, atomic_directory
+from transplant.finite import require_finite
 from transplant.errors import TransplantError
 from .model import Hypernet, HypernetConfig, fingerprint
 
@@ -17,16 +18,28 @@ WEIGHTS_FILE = "hypernet.safetensors"
 FORMAT = 1
 
 
-def save(hypernet: Hypernet, directory: str | Path, overwrite: bool = False, extra_files: dict[str, str] | None = None) -> Path:
-    """Write ``directory`` atomically (never half-written); ``extra_files``: name -> text."""
+def save(hypernet: Hypernet, directory: str | Path | OutputClaim, overwrite: bool = False, extra_files: dict[str, str] | None = None) -> Path:
+    """Write ``directory`` atomically (never half-written); ``extra_files``: name -> text.
+
+    ``directory`` may be an output a training run has already claimed."""
+    for name, tensor in hypernet.state_dict().items():
+        require_finite(tensor, f"hypernetwork weight {name}", "training diverged; lower the learning rate")
+    if isinstance(directory, OutputClaim):
+        with directory.partial() as tmp:
+            _write(hypernet, tmp, extra_files)
+        return directory.given
     directory = Path(directory)
     with atomic_directory(directory, overwrite=overwrite) as tmp:
-        state = {name: tensor.detach().cpu().contiguous() for name, tensor in hypernet.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_FILE))
-        (tmp / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, **hypernet.config.to_json()}, indent=1) + "\n")
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text)
+        _write(hypernet, tmp, extra_files)
     return directory
+
+
+def _write(hypernet: Hypernet, tmp: Path, extra_files: dict[str, str] | None) -> None:
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in hypernet.state_dict().items()}
+    save_file(state, str(tmp / WEIGHTS_FILE))
+    (tmp / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, **hypernet.config.to_json()}, indent=1) + "\n")
+    for name, text in (extra_files or {}).items():
+        (tmp / name).write_text(text)
 
 
 def load(directory: str | Path) -> Hypernet:
@@ -42,9 +55,12 @@ def load(directory: str | Path) -> Hypernet:
         raise TransplantError(f"{config_path} is not a valid hypernetwork config ({error})") from None
     hypernet = Hypernet(config)
     try:
-        hypernet.load_state_dict(load_file(str(weights_path)))
+        weights = load_file(str(weights_path))
+        hypernet.load_state_dict(weights)
     except Exception as error:  # noqa: BLE001 - truncated file, wrong shapes
         raise TransplantError(f"cannot read {weights_path}: {str(error).splitlines()[0]}") from None
+    for name, tensor in weights.items():
+        require_finite(tensor, f"hypernetwork {directory} weight {name}")
     hypernet.eval()
     return hypernet
 

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from transplant.errors import TransplantError
+from transplant.files import OutputClaim, check_same_inputs, input_fingerprint
 from transplant.training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint, step_generator
 from transplant.vocab import Vocabulary, build_mapping, segment
 from .model import Hypernet, HypernetConfig, fingerprint, fvt_base, piece_matrix
@@ -39,6 +40,7 @@ from .sampler import FixedTokenizers, UnigramSampler
 
 LOG_FILE = "log.jsonl"
 TRAINING_FILE = "training.json"
+INPUTS_FILE = "inputs.json"  # fingerprints of model, corpora and tokenizers: a resume must match them
 HELD_OUT_SEED = 2**40  # no training step (seed * 1_000_003 + step) reaches it
 
 
@@ -97,9 +99,6 @@ def train(
     Checkpoints and the log live in ``OUT.run/``; ``resume`` continues from its last checkpoint.
     ``callback(step, record)`` is called after every step (timing, tests).
     """
-    from transplant.loading import load_model, load_tokenizer
-    from transplant.tokenizer_training import corpus_lines
-
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -107,10 +106,17 @@ def train(
     config = TrainConfig(**options)
     if config.max_steps < 1 or config.batch_size < 1 or config.block_size < 2:
         raise TransplantError("max_steps and batch_size must be at least 1, block_size at least 2")
-    out = Path(out)
+    inputs = [model, *corpora, eval_text, eval_tokenizer, *(tokenizers or [])]
+    with OutputClaim(out, inputs=inputs, overwrite=overwrite) as output:
+        return _train(model, corpora, output, config, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback)
+
+
+def _train(model, corpora, output: OutputClaim, config: TrainConfig, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback) -> Path:
+    from transplant.loading import load_model, load_tokenizer
+    from transplant.tokenizer_training import corpus_lines
+
+    out = output.given
     run_dir = out.with_name(out.name + ".run")
-    if out.exists() and not overwrite:
-        raise TransplantError(f"output {out} exists; pass --overwrite to replace it")
     if run_dir.exists() and not resume and not overwrite:
         raise TransplantError(f"{run_dir} holds an earlier run; pass --resume to continue it or --overwrite to start over")
 
@@ -170,6 +176,12 @@ def train(
     log = JsonlLog(run_dir / LOG_FILE)
     step = 0
     checkpoint = latest_checkpoint(run_dir) if resume else None
+    fingerprints = {
+        "model": input_fingerprint(model),
+        "corpora": [input_fingerprint(c) for c in corpora],
+        "tokenizers": [input_fingerprint(t) if isinstance(t, (str, Path)) else "in memory" for t in tokenizers or []],
+    }
+    check_same_inputs(run_dir / INPUTS_FILE, fingerprints, resume=checkpoint is not None)
     if checkpoint is not None:
         step = load_checkpoint(accelerator, checkpoint)["step"]
         log.truncate_after(step)
@@ -177,6 +189,7 @@ def train(
         import shutil
 
         shutil.rmtree(run_dir)
+        check_same_inputs(run_dir / INPUTS_FILE, fingerprints, resume=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / TRAINING_FILE).write_text(json.dumps({"model": str(model), "corpora": [str(c) for c in corpora], **asdict(config)}, indent=1) + "\n")
 
@@ -249,7 +262,7 @@ def train(
     from .io import save
 
     hypernet_module.eval()
-    return save(hypernet_module, out, overwrite=overwrite, extra_files={LOG_FILE: (run_dir / LOG_FILE).read_text(), TRAINING_FILE: (run_dir / TRAINING_FILE).read_text()})
+    return save(hypernet_module, output, extra_files={LOG_FILE: (run_dir / LOG_FILE).read_text(), TRAINING_FILE: (run_dir / TRAINING_FILE).read_text()})
 
 
 def create(model: str | Path, **options) -> Hypernet:

@@ -202,7 +202,9 @@ def test_bad_inputs_give_one_line_errors(tmp_path, trained, llama, qwen, corpus,
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
     assert "empty" in one_line_error(["hypernet", "train", str(llama), "--corpus", str(empty), "-o", hn])
-    assert "at least 1" in one_line_error(["hypernet", "train", str(llama), "--corpus", str(corpus), "-o", hn, "--max-steps", "0"])
+    zero_steps = CliRunner().invoke(main, ["hypernet", "train", str(llama), "--corpus", str(corpus), "-o", hn, "--max-steps", "0"])
+    assert zero_steps.exit_code == 2 and zero_steps.output.strip().splitlines() == [zero_steps.output.strip()]
+    assert zero_steps.output.startswith("Error:") and "--max-steps" in zero_steps.output
     assert not (tmp_path / "hn").exists()
     # a corrupt weights file
     broken = tmp_path / "broken"

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,8 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .errors import TransplantError
+from .files import OutputClaim, cache_dir
+from .remote_code import is_remote_code_refusal, remote_code_allowed, remote_code_error
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_INDEX = "pytorch_model.bin.index.json"
@@ -80,10 +80,6 @@ OTHER_ROLE = "other:"  # role prefix of vocabulary tensors that are neither embe
 # Resolving what the user named to a directory
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("TRANSPLANT_CACHE", Path.home() / ".cache" / "transplant"))
-
-
 def resolve_model_dir(spec: str | os.PathLike) -> Path:
     """A local model directory for ``spec``: a directory, a ``.gguf`` file, or a hub id."""
     path = Path(spec)
@@ -95,9 +91,18 @@ def resolve_model_dir(spec: str | os.PathLike) -> Path:
         return path
     if path.exists():
         raise TransplantError(f"{path} is neither a model directory nor a .gguf file")
-    if str(spec).count("/") == 1 and not str(spec).startswith((".", "/")):
+    if looks_like_hub_id(spec):
         return _download(str(spec))
     raise TransplantError(f"model not found: {spec}")
+
+
+def looks_like_hub_id(spec: str | os.PathLike) -> bool:
+    """``owner/name`` that is not a local path: ``models/typo`` under an existing ``models/`` is
+    a mistyped path, not a hub id (which would spend a minute retrying the network)."""
+    text = str(spec)
+    if text.count("/") != 1 or text.startswith((".", "/", "~")) or text.endswith("/"):
+        return False
+    return not os.path.isdir(text.split("/")[0])
 
 
 def _download(repo_id: str) -> Path:
@@ -117,6 +122,14 @@ def gguf_to_directory(gguf: Path) -> Path:
     target = cache_dir() / "gguf" / f"{gguf.stem}-{digest}"
     if (target / "config.json").is_file():
         return target
+    # another process converting the same file: wait for it, then use its result
+    with OutputClaim(target, overwrite=True, wait=True) as claim:
+        if (target / "config.json").is_file():
+            return target
+        return _convert_gguf(gguf, claim)
+
+
+def _convert_gguf(gguf: Path, claim: OutputClaim) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -128,10 +141,10 @@ def gguf_to_directory(gguf: Path) -> Path:
     if getattr(model, "hf_quantizer", None) is not None:
         # GGUF weights are dequantised to plain fp32 on load; only the marker remains.
         model.hf_quantizer.remove_quantization_config(model)
-    with atomic_directory(target, overwrite=True) as tmp:
+    with claim.partial() as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-    return target
+    return claim.target
 
 
 @contextmanager
@@ -258,13 +271,15 @@ def _vocab_module_keys(directory: Path, stored: list[str]) -> tuple[dict[str, li
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(directory)
+        config = AutoConfig.from_pretrained(directory, trust_remote_code=remote_code_allowed())
     except Exception as error:  # noqa: BLE001
+        if is_remote_code_refusal(error):
+            raise remote_code_error(f"model {directory}") from None
         raise TransplantError(f"{directory}: unreadable config.json ({error})") from None
     for auto_name in _auto_class_order(config):
         try:
             with torch.device("meta"), quiet_transformers():
-                model = getattr(transformers, auto_name).from_config(config)
+                model = getattr(transformers, auto_name).from_config(config, trust_remote_code=remote_code_allowed())
         except (ValueError, KeyError):
             continue
         # A parameter can have several names (tied weights, BERT's decoder bias); keep them all
@@ -386,31 +401,6 @@ def read_tensor(checkpoint: Checkpoint, key: str) -> torch.Tensor:
 # Writing
 
 
-@contextmanager
-def atomic_directory(target: Path, overwrite: bool = False):
-    """Yield a temporary directory beside ``target``; rename it into place only on success."""
-    target = Path(target)
-    if target.exists() and not overwrite:
-        raise TransplantError(f"output {target} exists; pass --overwrite to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if target.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, trash / "old")
-        os.replace(tmp, target)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
-
-
 @dataclass
 class ShardWriter:
     """Collects tensors into safetensors shards of at most ``max_bytes`` and writes the index."""
@@ -482,18 +472,17 @@ def stream_tensors(checkpoint: Checkpoint, skip: set[str], progress: bool = True
 
 def write_checkpoint(
     checkpoint: Checkpoint,
-    out_dir: Path,
+    output: OutputClaim,
     vocab_tensors: dict[str, torch.Tensor],
     config: dict,
     generation_config: dict | None,
     save_tokenizer,
     extra_json: dict[str, dict],
-    overwrite: bool = False,
     max_shard_bytes: int = 1 << 30,
     progress: bool = True,
 ) -> None:
     """Write a loadable model directory: new vocabulary tensors, every other tensor copied as is."""
-    with atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:
+    with output.partial() as tmp:
         writer = ShardWriter(tmp, max_shard_bytes)
         for name, tensor in vocab_tensors.items():
             writer.add(name, tensor)

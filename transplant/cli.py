@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,9 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:  # a bad option value: the Error line alone, no usage block
+            error.ctx = None
+            raise
         except TransplantError as error:
             raise click.ClickException(str(error)) from None
         except MemoryError:
@@ -42,6 +46,25 @@ def main():
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
+def _trust_remote_code_option(command):
+    """``--trust-remote-code``: the only way code shipped in a model or tokenizer directory runs."""
+
+    def set_policy(ctx, param, value):
+        from .remote_code import set_remote_code_allowed
+
+        set_remote_code_allowed(bool(value))
+
+    return click.option(
+        "--trust-remote-code", is_flag=True, expose_value=False, callback=set_policy,
+        help="Let model and tokenizer directories run the Python code they ship (auto_map). Off: such directories are refused.",
+    )(command)
+
+
+POSITIVE = click.IntRange(min=1)
+NON_NEGATIVE = click.IntRange(min=0)
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+
+
 def _methods_help() -> str:
     from .init import available
 
@@ -55,7 +78,8 @@ def _methods_help() -> str:
 @click.option("--method", default="fvt", show_default=True, help="Initialiser for new tokens (see `transplant methods`).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--add-missing-special-tokens", is_flag=True, help="Add the model's special tokens (bos/eos, chat-template markers) that NEW_TOKENIZER lacks.")
-@click.option("--seed", default=0, show_default=True, help="Seed for methods that sample.")
+@click.option("--skip-nonfinite-rows", is_flag=True, help="Treat source tokens whose embedding rows hold NaN or inf as missing (default: stop and name the row).")
+@click.option("--seed", default=0, show_default=True, type=NON_NEGATIVE, help="Seed for methods that sample.")
 @click.option("--weighting", type=click.Choice(["mean", "length"]), default=None, help="fvt: weight decomposition pieces by byte length (default) or equally.")
 @click.option("--scale", type=float, default=None, help="mvn: covariance scale (default 1e-9, as transformers' mean_resizing).")
 @click.option("--k", "k", type=int, default=None, help="Neighbours (topk, tokenadapt, wechsel), candidate anchors (focus) or atoms (omp).")
@@ -71,7 +95,8 @@ def _methods_help() -> str:
 @click.option("--hypernet", type=click.Path(path_type=Path), default=None, help="hypernet: directory written by `transplant hypernet train`.")
 @click.option("--max-shard-size", default="1GB", show_default=True, help="Largest output shard; bounds peak memory while copying.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_tokens, seed, max_shard_size, quiet, **method_options):
+@_trust_remote_code_option
+def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_tokens, skip_nonfinite_rows, seed, max_shard_size, quiet, **method_options):
     """Transplant MODEL onto NEW_TOKENIZER and write a loadable checkpoint to OUT.
 
     MODEL is a Hugging Face model directory, a .gguf file or a hub id. NEW_TOKENIZER is a
@@ -90,6 +115,7 @@ def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_to
         method=method,
         overwrite=overwrite,
         add_missing_special_tokens=add_missing_special_tokens,
+        skip_nonfinite_rows=skip_nonfinite_rows,
         seed=seed,
         max_shard_bytes=_parse_size(max_shard_size),
         progress=not quiet,
@@ -113,10 +139,13 @@ def _parse_size(text: str) -> int:
     for unit, factor in units.items():
         if upper.endswith(unit):
             try:
-                return int(float(upper[: -len(unit)]) * factor)
-            except ValueError:
+                size = int(float(upper[: -len(unit)]) * factor)
+            except (ValueError, OverflowError):
                 break
-    if upper.isdigit():
+            if size > 0:
+                return size
+            break
+    if upper.isdigit() and int(upper) > 0:
         return int(upper)
     raise TransplantError(f"cannot read size '{text}' (use e.g. 500MB or 2GB)")
 
@@ -124,11 +153,12 @@ def _parse_size(text: str) -> int:
 @main.command(name="eval")
 @click.argument("models", nargs=-1, required=True)
 @click.option("--text", "texts", multiple=True, required=True, type=click.Path(path_type=Path), help="Held-out UTF-8 text file (repeatable).")
-@click.option("--max-bytes", type=int, default=None, help="Score at most this many bytes of each file (cut at a line).")
-@click.option("--context", default=1024, show_default=True, help="Tokens per scoring window.")
-@click.option("--segment-bytes", default=2048, show_default=True, help="Text is scored in segments of this many bytes, the same for every tokenizer.")
+@click.option("--max-bytes", type=POSITIVE, default=None, help="Score at most this many bytes of each file (cut at a line).")
+@click.option("--context", default=1024, show_default=True, type=click.IntRange(min=2), help="Tokens per scoring window (at least 2).")
+@click.option("--segment-bytes", default=2048, show_default=True, type=POSITIVE, help="Text is scored in segments of this many bytes, the same for every tokenizer.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per (model, file) per line.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@_trust_remote_code_option
 def evaluate(models, texts, max_bytes, context, segment_bytes, as_json, quiet):
     """Bits per byte, bytes per token and tokens per word of MODEL(s) on held-out text.
 
@@ -164,29 +194,29 @@ def evaluate(models, texts, max_bytes, context, segment_bytes, as_json, quiet):
 @main.command(name="train-tokenizer")
 @click.option("--like", required=True, help="Model or tokenizer whose pipeline and special tokens to copy.")
 @click.option("--corpus", "corpora", multiple=True, required=True, type=click.Path(path_type=Path), help="UTF-8 training text (repeatable).")
-@click.option("--vocab-size", type=int, required=True, help="Target vocabulary size, special tokens included.")
+@click.option("--vocab-size", type=POSITIVE, required=True, help="Target vocabulary size, special tokens included.")
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output tokenizer directory.")
 @click.option("--type", "kind", type=click.Choice(["bpe", "unigram"]), default="bpe", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@_trust_remote_code_option
 def train_tokenizer_command(like, corpora, vocab_size, out, kind, overwrite, quiet):
     """Train a BPE or Unigram tokenizer on text, in the same style as LIKE's tokenizer.
 
     The new tokenizer keeps LIKE's normalizer, pre-tokenizer, decoder, special tokens and chat
     template, so a model transplanted onto it keeps working with its usual prompts.
     """
-    from .checkpoint import atomic_directory
     from .evaluate import tokenizer_stats
+    from .files import OutputClaim
     from .loading import load_tokenizer
     from .tokenizer_training import corpus_lines, train_tokenizer
 
-    if out.exists() and not overwrite:
-        raise TransplantError(f"output {out} exists; pass --overwrite to replace it")
-    source = load_tokenizer(like)
-    lines = corpus_lines(list(corpora))
-    tokenizer = train_tokenizer(source, lines, vocab_size, kind, progress=not quiet)
-    with atomic_directory(out, overwrite=overwrite) as tmp:
-        tokenizer.save_pretrained(tmp)
+    with OutputClaim(out, inputs=[like, *corpora], overwrite=overwrite) as output:
+        source = load_tokenizer(like)
+        lines = corpus_lines(list(corpora))
+        tokenizer = train_tokenizer(source, lines, vocab_size, kind, progress=not quiet)
+        with output.partial() as tmp:
+            tokenizer.save_pretrained(tmp)
     sample = "\n".join(lines[-2000:])
     before, after = tokenizer_stats(source, sample), tokenizer_stats(tokenizer, sample)
     click.echo(f"wrote {out}: {len(tokenizer)} tokens ({kind})")
@@ -196,9 +226,9 @@ def train_tokenizer_command(like, corpora, vocab_size, out, kind, overwrite, qui
 @main.command()
 @click.option("--corpus", type=click.Path(path_type=Path), default=None, help="German (or any) UTF-8 text; default: the built-in 1 MB public-domain sample.")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path("transplant-demo"), show_default=True, help="Where the tokenizer and converted models go.")
-@click.option("--vocab-size", default=16384, show_default=True, help="Size of the new tokenizer.")
+@click.option("--vocab-size", default=16384, show_default=True, type=POSITIVE, help="Size of the new tokenizer.")
 @click.option("--methods", default="fvt", show_default=True, help="Comma-separated methods to compare, e.g. fvt,mean,random.")
-@click.option("--eval-bytes", default=40_000, show_default=True, help="Held-out bytes to score.")
+@click.option("--eval-bytes", default=40_000, show_default=True, type=POSITIVE, help="Held-out bytes to score.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(corpus, work_dir, vocab_size, methods, eval_bytes, quiet):
     """Transplant SmolLM2-135M onto a new German tokenizer and print a before/after table.
@@ -229,19 +259,20 @@ def hypernet():
 @click.argument("model")
 @click.option("--corpus", "corpora", multiple=True, required=True, type=click.Path(path_type=Path), help="UTF-8 training text (repeatable).")
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output hypernetwork directory (written at the end, atomically; checkpoints go to OUT.run/).")
-@click.option("--max-steps", type=int, default=None, help="Training steps (default 2000).")
+@click.option("--max-steps", type=POSITIVE, default=None, help="Training steps (default 2000).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in OUT.run/.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT and start OUT.run/ over.")
 @click.option("--tokenizer", "tokenizers", multiple=True, help="Train on these real tokenizers instead of sampled Unigram ones (repeatable).")
 @click.option("--eval-text", type=click.Path(path_type=Path), default=None, help="Held-out text for periodic bits per byte (default: the corpus's last lines, not trained on).")
 @click.option("--eval-tokenizer", default=None, help="Held-out tokenizer for evaluation (default: a sampled one no step trains on).")
-@click.option("--batch-size", type=int, default=None, help="Text rows per step (default 8).")
-@click.option("--block-size", type=int, default=None, help="Tokens per row (default 128).")
-@click.option("--identity-steps", type=int, default=None, help="First steps that only rebuild base embeddings (default 100).")
-@click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 1e-3).")
-@click.option("--sampled-vocab-size", type=int, default=None, help="Size of the sampled vocabularies (default 16384).")
-@click.option("--seed", type=int, default=None, help="Seed of every random draw (default 0).")
+@click.option("--batch-size", type=POSITIVE, default=None, help="Text rows per step (default 8).")
+@click.option("--block-size", type=click.IntRange(min=2), default=None, help="Tokens per row (default 128).")
+@click.option("--identity-steps", type=NON_NEGATIVE, default=None, help="First steps that only rebuild base embeddings (default 100).")
+@click.option("--learning-rate", type=POSITIVE_FLOAT, default=None, help="Peak learning rate (default 1e-3).")
+@click.option("--sampled-vocab-size", type=POSITIVE, default=None, help="Size of the sampled vocabularies (default 16384).")
+@click.option("--seed", type=NON_NEGATIVE, default=None, help="Seed of every random draw (default 0).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@_trust_remote_code_option
 def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text, eval_tokenizer, quiet, **options):
     """Train a hypernetwork for MODEL on text tokenized by many sampled tokenizers."""
     from hypernet import train
@@ -259,28 +290,29 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text
 @click.option("--student", required=True, help="The transplanted model (new tokenizer), e.g. the output of `transplant convert`.")
 @click.option("--text", "texts", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="UTF-8 training text (repeatable).")
 @click.option("--hub", default=None, metavar="DATASET[:CONFIG]", help="Also stream training text from a hub dataset's `text` field, e.g. HuggingFaceFW/fineweb-2:deu_Latn (needs internet and `datasets`).")
-@click.option("--hub-bytes", default=20_000_000, show_default=True, help="How much text --hub streams (cached for re-runs).")
+@click.option("--hub-bytes", default=20_000_000, show_default=True, type=POSITIVE, help="How much text --hub streams (cached for re-runs).")
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output model directory (written at the end, atomically).")
 @click.option("--loss", default="alm+ce", show_default=True, help="Objectives joined by '+': alm (likelihood matching), ce (next-token cross-entropy), latents (hidden states at chunk ends).")
 @click.option("--loss-weight", "loss_weights", multiple=True, metavar="NAME=W", help="Weight of one objective, e.g. ce=0.5 (default: alm=100, which puts ALM's gradients on cross-entropy's scale; others 1). Given weights replace the defaults.")
 @click.option("--train", "train", type=click.Choice(["embeddings", "lora", "full"]), default="embeddings", show_default=True, help="What is trained: the embeddings, LoRA adapters plus embeddings, or every weight.")
-@click.option("--max-tokens", default=200_000, show_default=True, help="Budget in student tokens.")
-@click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps.")
-@click.option("--target-bpb", type=float, default=None, help="Stop once held-out bits per byte reach this (needs --eval-text).")
+@click.option("--max-tokens", default=200_000, show_default=True, type=POSITIVE, help="Budget in student tokens.")
+@click.option("--max-steps", type=POSITIVE, default=None, help="Stop after this many optimizer steps.")
+@click.option("--target-bpb", type=POSITIVE_FLOAT, default=None, help="Stop once held-out bits per byte reach this (needs --eval-text).")
 @click.option("--eval-text", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Held-out text scored in bits per byte before, during and after.")
-@click.option("--eval-every", default=50, show_default=True, help="Steps between evaluations.")
-@click.option("--eval-bytes", default=50_000, show_default=True, help="Held-out bytes scored each time.")
-@click.option("--lr", "learning_rate", type=float, default=None, help="Peak learning rate (default: 3e-4 embeddings, 2e-4 lora, 3e-5 full).")
-@click.option("--batch-size", default=4, show_default=True, help="Text segments per micro-batch.")
-@click.option("--grad-accum", default=1, show_default=True, help="Micro-batches per optimizer step.")
-@click.option("--segment-bytes", default=1024, show_default=True, help="Bytes of text per segment (cut at lines).")
-@click.option("--checkpoint-every", default=50, show_default=True, help="Steps between resumable checkpoints.")
-@click.option("--temperature", default=100.0, show_default=True, help="ALM: likelihoods are compared after raising them to 1/T.")
-@click.option("--merge-threshold", default=0.1, show_default=True, help="ALM: merge chunks until the teacher gives a word boundary after them at least this probability (0: never merge).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--eval-every", default=50, show_default=True, type=NON_NEGATIVE, help="Steps between evaluations.")
+@click.option("--eval-bytes", default=50_000, show_default=True, type=POSITIVE, help="Held-out bytes scored each time.")
+@click.option("--lr", "learning_rate", type=POSITIVE_FLOAT, default=None, help="Peak learning rate (default: 3e-4 embeddings, 2e-4 lora, 3e-5 full).")
+@click.option("--batch-size", default=4, show_default=True, type=POSITIVE, help="Text segments per micro-batch.")
+@click.option("--grad-accum", default=1, show_default=True, type=POSITIVE, help="Micro-batches per optimizer step.")
+@click.option("--segment-bytes", default=1024, show_default=True, type=POSITIVE, help="Bytes of text per segment (cut at lines).")
+@click.option("--checkpoint-every", default=50, show_default=True, type=NON_NEGATIVE, help="Steps between resumable checkpoints.")
+@click.option("--temperature", default=100.0, show_default=True, type=POSITIVE_FLOAT, help="ALM: likelihoods are compared after raising them to 1/T.")
+@click.option("--merge-threshold", default=0.1, show_default=True, type=click.FloatRange(0, 1), help="ALM: merge chunks until the teacher gives a word boundary after them at least this probability (0: never merge).")
+@click.option("--seed", default=0, show_default=True, type=NON_NEGATIVE)
 @click.option("--resume", is_flag=True, help="Continue the interrupted run for OUT from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT and discard an interrupted run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@_trust_remote_code_option
 def distill(teacher, student, texts, hub, hub_bytes, out, loss, loss_weights, train, temperature, merge_threshold, eval_text, resume, overwrite, quiet, **settings):
     """Recover a transplanted model by distilling the original into it (teacher → student).
 
@@ -296,12 +328,14 @@ def distill(teacher, student, texts, hub, hub_bytes, out, loss, loss_weights, tr
         name, _, value = item.partition("=")
         try:
             weights[name.strip()] = float(value)
+            if not math.isfinite(weights[name.strip()]) or weights[name.strip()] < 0:
+                raise ValueError
         except ValueError:
             raise click.BadParameter(f"'{item}' is not NAME=WEIGHT", param_hint="--loss-weight") from None
     if weights:
         settings["loss_weights"] = weights
     config = DistillConfig(loss=loss, train=train, alm=AlmOptions(temperature=temperature, merge_threshold=merge_threshold), **settings)
-    config.objectives()  # a bad --loss fails before models load
+    config.check()  # a bad --loss or setting fails before models load
     texts = list(texts)
     if hub:
         from .hub_text import hub_text_file

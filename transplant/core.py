@@ -16,11 +16,15 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from . import init as initializers
 from .checkpoint import OTHER_ROLE, open_checkpoint, read_tensor, vocabulary_axes, write_checkpoint
 from .errors import TransplantError
+from .files import OutputClaim, atomic_directory, refuse_overlap
+from .finite import describe_rows, nonfinite_rows, require_finite
 from .loading import load_tokenizer
 from .vocab import Vocabulary, VocabMapping, add_missing_special_tokens, build_mapping
 
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "decoder_start_token_id", "sep_token_id", "cls_token_id", "mask_token_id")
 REPORT_FILE = "transplant_report.json"
+# ids a model generates or starts from: a config that names them needs them in the new vocabulary
+REQUIRED_ROLE_IDS = ("bos_token_id", "eos_token_id")
 
 
 @dataclass
@@ -52,6 +56,7 @@ def plan(source_tokenizer, target_tokenizer, add_missing: bool = False, progress
     source.config_markers = {i for i in config_token_ids(config or {}) if i in source.special}
     added = add_missing_special_tokens(source, target_tokenizer) if add_missing else []
     target = Vocabulary.from_tokenizer(target_tokenizer)
+    target.require_ordinary_tokens("the new tokenizer")
     mapping = build_mapping(source, target, progress=progress)
     if mapping.missing_special:
         described = ", ".join(f"{source.special[i]} ({_why_required(source, i)})" for i in mapping.missing_special)
@@ -92,20 +97,34 @@ def new_vocab_tensors(
     options: dict,
     seed: int = 0,
     progress: bool = True,
+    *,
+    names: dict[str, str] | None = None,
+    skip_nonfinite_rows: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, list[str]]]:
-    """Rebuild each vocabulary tensor (role -> tensor) for the target vocabulary with ``method``."""
+    """Rebuild each vocabulary tensor (role -> tensor) for the target vocabulary with ``method``.
+
+    A source row holding NaN or inf stops the transplant, naming the tensor (``names``: role ->
+    tensor name) and the row, unless ``skip_nonfinite_rows``: then that token counts as missing
+    from the source. A new row that comes out non-finite is never returned.
+    """
     initializer = initializers.get(method, **options)
+    names = names or {}
+    sources = {role: tensor.float().reshape(tensor.shape[0], -1) for role, tensor in tensors.items()}
+    unusable = _unusable_source_rows(sources, names, skip_nonfinite_rows)
+    if unusable:
+        mapping = mapping.without_source_ids(unusable)
+        sources = {role: _neutralised(source, unusable, mapping) for role, source in sources.items()}
     size = len(mapping.target)
     out, rules = {}, {}
     for role, tensor in tensors.items():
         generator = torch.Generator().manual_seed(seed)
-        source = tensor.float().reshape(tensor.shape[0], -1)
-        kind = _tensor_kind(role, source)
-        inputs = initializers.InitInputs(mapping, source, kind, generator, progress)
+        kind = _tensor_kind(role, sources[role])
+        inputs = initializers.InitInputs(mapping, sources[role], kind, generator, progress)
         chosen = initializer if kind != "output_bias" or initializer.handles_bias else initializers.get("fvt")
-        matrix, names = chosen.initialize(inputs, size)
+        matrix, rule_names = chosen.initialize(inputs, size)
+        require_finite(matrix, f"the new {names.get(role, role)} built by '{chosen.name}'")
         out[role] = matrix.reshape(size, *tensor.shape[1:]).to(tensor.dtype)
-        rules[role] = names
+        rules[role] = rule_names
     return out, rules
 
 
@@ -116,6 +135,30 @@ def _tensor_kind(role: str, rows: torch.Tensor) -> str:
     if not role.startswith(OTHER_ROLE):
         return role
     return "output_bias" if rows.shape[1] == 1 else "input"
+
+
+def _unusable_source_rows(sources: dict[str, torch.Tensor], names: dict[str, str], skip: bool) -> set[int]:
+    unusable: set[int] = set()
+    for role, source in sources.items():
+        bad = nonfinite_rows(source)
+        if len(bad) and not skip:
+            raise TransplantError(
+                f"source tensor {names.get(role, role)} has non-finite values (NaN or inf) in {describe_rows(bad)}; "
+                "pass --skip-nonfinite-rows to treat those tokens as missing"
+            )
+        unusable.update(bad.tolist())
+    return unusable
+
+
+def _neutralised(source: torch.Tensor, unusable: set[int], mapping: VocabMapping) -> torch.Tensor:
+    """Bad rows replaced by the mean of the good token rows, so that no method that compares rows
+    (neighbour search, means) ever reads a NaN; the mapping already copies nothing from them."""
+    source = source.clone()
+    good = [i for i, key in enumerate(mapping.source.canonical) if key is not None and i < len(source) and i not in unusable]
+    if not good:
+        raise TransplantError("every source embedding row is non-finite; the model is unusable")
+    source[sorted(unusable)] = source[good].mean(0)
+    return source
 
 
 def _report(method, options, mapping, rules, seconds, added) -> TransplantReport:
@@ -131,11 +174,23 @@ def remap_config(config: dict, mapping: VocabMapping) -> dict:
         config["vocab_size"] = len(mapping.target)
     for key in [k for k in config if is_token_key(k)]:
         if isinstance(config[key], (int, list)) and not isinstance(config[key], bool):
-            config[key] = _remap_ids(config[key], mapping, key)
+            old = config[key]
+            config[key] = _remap_ids(old, mapping, key)
+            if config[key] is None and key in REQUIRED_ROLE_IDS and _names_special_token(old, mapping):
+                content = mapping.source.special[old if isinstance(old, int) else old[0]]
+                raise TransplantError(
+                    f"the model's config sets {key}={old} ({content}), which the new tokenizer lacks; train it with "
+                    "`transplant train-tokenizer --like MODEL` or pass --add-missing-special-tokens"
+                )
     for sub in ("text_config", "decoder"):  # a config that nests its text model (Gemma 3, ...)
         if isinstance(config.get(sub), dict):
             config[sub] = remap_config(config[sub], mapping)
     return config
+
+
+def _names_special_token(value, mapping: VocabMapping) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(isinstance(v, int) and v in mapping.source.special for v in values)
 
 
 def _remap_ids(value, mapping: VocabMapping, key: str):
@@ -167,43 +222,60 @@ def convert(
     *,
     overwrite: bool = False,
     add_missing_special_tokens: bool = False,
+    skip_nonfinite_rows: bool = False,
     seed: int = 0,
     max_shard_bytes: int = 1 << 30,
     progress: bool = True,
     **options,
 ) -> TransplantReport:
-    """Write ``out_dir``: ``model`` moved onto ``new_tokenizer``. Only vocabulary tensors are loaded."""
+    """Write ``out_dir``: ``model`` moved onto ``new_tokenizer``. Only vocabulary tensors are loaded.
+
+    ``out_dir`` may not be, contain or lie inside any input; it is locked for the run and appears
+    complete, or not at all.
+    """
     started = time.perf_counter()
     initializers.get(method, **options)  # fail on a bad method or option before any heavy work
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise TransplantError(f"output {out_dir} exists; pass --overwrite to replace it")
-    checkpoint = open_checkpoint(model)
-    source_tokenizer = load_tokenizer(checkpoint.directory)
-    target_tokenizer = load_tokenizer(new_tokenizer) if not isinstance(new_tokenizer, PreTrainedTokenizerBase) else new_tokenizer
-    mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress, checkpoint.config)
-    # every vocabulary tensor with its vocabulary axis first, as the initialisers expect
-    stored = {role: read_tensor(checkpoint, key).movedim(checkpoint.vocab_axis(key), 0) for role, key in checkpoint.vocab_keys.items()}
-    tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress)
-    del stored  # the source rows are no longer needed; free them before copying the rest
-    report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
-    config = remap_config(checkpoint.config, mapping)
-    generation = _read_json(checkpoint.directory / "generation_config.json")
-    _carry_model_conventions(source_tokenizer, target_tokenizer)
-    write_checkpoint(
-        checkpoint,
-        out_dir,
-        {key: tensors[role].movedim(0, checkpoint.vocab_axis(key)) for role, key in checkpoint.vocab_keys.items()},
-        config,
-        remap_config(generation, mapping) if generation is not None else None,
-        target_tokenizer.save_pretrained,
-        {REPORT_FILE: report.to_json()},
-        overwrite=overwrite,
-        max_shard_bytes=max_shard_bytes,
-        progress=progress,
-    )
+    inputs = [model, new_tokenizer, *_paths_in(options.values())]
+    with OutputClaim(out_dir, inputs=inputs, overwrite=overwrite) as output:
+        checkpoint = open_checkpoint(model)
+        refuse_overlap(out_dir, [checkpoint.directory])  # a .gguf's cached directory, a hub snapshot
+        source_tokenizer = load_tokenizer(checkpoint.directory)
+        target_tokenizer = load_tokenizer(new_tokenizer) if not isinstance(new_tokenizer, PreTrainedTokenizerBase) else new_tokenizer
+        mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress, checkpoint.config)
+        # every vocabulary tensor with its vocabulary axis first, as the initialisers expect
+        stored = {role: read_tensor(checkpoint, key).movedim(checkpoint.vocab_axis(key), 0) for role, key in checkpoint.vocab_keys.items()}
+        tensors, rules = new_vocab_tensors(
+            mapping, stored, method, options, seed, progress, names=checkpoint.vocab_keys, skip_nonfinite_rows=skip_nonfinite_rows
+        )
+        del stored  # the source rows are no longer needed; free them before copying the rest
+        report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
+        config = remap_config(checkpoint.config, mapping)
+        generation = _read_json(checkpoint.directory / "generation_config.json")
+        _carry_model_conventions(source_tokenizer, target_tokenizer)
+        write_checkpoint(
+            checkpoint,
+            output,
+            {key: tensors[role].movedim(0, checkpoint.vocab_axis(key)) for role, key in checkpoint.vocab_keys.items()},
+            config,
+            remap_config(generation, mapping) if generation is not None else None,
+            target_tokenizer.save_pretrained,
+            {REPORT_FILE: report.to_json()},
+            max_shard_bytes=max_shard_bytes,
+            progress=progress,
+        )
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _paths_in(values) -> list:
+    """Every str/Path among option values (lists included): vectors, corpora, donors, hypernets."""
+    found = []
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            found += _paths_in(value)
+        elif isinstance(value, (str, Path)):
+            found.append(value)
+    return found
 
 
 def _read_json(path: Path) -> dict | None:
@@ -236,6 +308,7 @@ def transplant(
     *,
     source_tokenizer: PreTrainedTokenizerBase | None = None,
     add_missing_special_tokens: bool = False,
+    skip_nonfinite_rows: bool = False,
     seed: int = 0,
     progress: bool = True,
     **options,
@@ -265,7 +338,7 @@ def transplant(
         stored["output_bias"] = head.bias.detach()
     others = other_vocab_tensors(model)
     stored.update({OTHER_ROLE + name: tensor.detach().movedim(axis, 0) for name, (tensor, axis) in others.items()})
-    tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress)
+    tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress, skip_nonfinite_rows=skip_nonfinite_rows)
     install_vocab_tensors(model, tensors, tied)
     _install_other_vocab_tensors(model, {name: tensors[OTHER_ROLE + name].movedim(0, axis) for name, (_, axis) in others.items()})
     _remap_loaded_config(model.config, mapping)
@@ -347,10 +420,8 @@ def _replace_weight(model: PreTrainedModel, old: torch.nn.Parameter, new: torch.
 
 def save(model: PreTrainedModel, tokenizer, out_dir: str | Path, report: TransplantReport | None = None, overwrite: bool = False) -> Path:
     """Save a transplanted model and its tokenizer atomically (never a half-written directory)."""
-    from .checkpoint import atomic_directory
-
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, inputs=[getattr(model, "name_or_path", None)]) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         if report is not None:

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import TransplantError
+from .finite import require_finite_number
 
 DEFAULT_SEGMENT_BYTES = 2048
 DEFAULT_CONTEXT = 1024
@@ -52,6 +53,8 @@ def read_text(path: str | Path, max_bytes: int | None = None) -> str:
         raise TransplantError(f"{path} is not UTF-8 text (bad byte at offset {error.start})") from None
     if not text.strip():
         raise TransplantError(f"{path} is empty")
+    if max_bytes is not None and max_bytes < 1:
+        raise TransplantError(f"max_bytes must be positive, not {max_bytes}")
     if max_bytes is not None and len(raw) > max_bytes:
         text = cut_at_line(text, max_bytes)
     return text
@@ -117,6 +120,8 @@ def bits_per_byte(
     progress: bool = True,
 ) -> EvalResult:
     started = time.perf_counter()
+    if context < 2:
+        raise TransplantError(f"the context must be at least 2 tokens, not {context}")
     pieces = segments(text, segment_bytes)
     if not pieces:
         raise TransplantError(f"{file}: nothing to score")
@@ -146,6 +151,9 @@ def bits_per_byte(
     size = sum(len(p.encode("utf-8")) for p in pieces)
     tokens = sum(len(ids) for ids in encoded)
     words = sum(len(p.split()) for p in pieces)
+    if scored == 0:
+        raise TransplantError(f"{label}: its tokenizer turns {file} into no tokens to score (is its vocabulary empty?)")
+    require_finite_number(total_nll, f"the loss of {label} on {file}")
     return EvalResult(
         model=label,
         file=file,

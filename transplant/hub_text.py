@@ -6,7 +6,7 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
-from .checkpoint import cache_dir
+from .files import cache_dir
 from .errors import TransplantError
 
 

@@ -6,8 +6,9 @@ import json
 import os
 from pathlib import Path
 
-from .checkpoint import quiet_transformers, open_checkpoint, resolve_model_dir
+from .checkpoint import looks_like_hub_id, open_checkpoint, quiet_transformers, resolve_model_dir
 from .errors import TransplantError
+from .remote_code import is_remote_code_refusal, remote_code_allowed, remote_code_error
 
 
 def load_tokenizer(spec: str | os.PathLike):
@@ -24,16 +25,18 @@ def load_tokenizer(spec: str | os.PathLike):
             if path.is_dir():
                 if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.txt")):
                     raise TransplantError(f"{path} holds no tokenizer (no tokenizer.json)")
-                tokenizer = _as_saved(AutoTokenizer.from_pretrained(path), path)
+                tokenizer = _as_saved(AutoTokenizer.from_pretrained(path, trust_remote_code=remote_code_allowed()), path)
             elif path.exists():
                 raise TransplantError(f"{path} is not a tokenizer directory, tokenizer.json or .gguf file")
-            elif str(spec).count("/") == 1 and not str(spec).startswith((".", "/")):
-                tokenizer = AutoTokenizer.from_pretrained(str(spec))  # hub id, for users online
+            elif looks_like_hub_id(spec):
+                tokenizer = AutoTokenizer.from_pretrained(str(spec), trust_remote_code=remote_code_allowed())  # online
             else:
                 raise TransplantError(f"tokenizer not found: {spec}")
     except TransplantError:
         raise
     except Exception as error:  # noqa: BLE001 - corrupt files, offline hub, ...
+        if is_remote_code_refusal(error):
+            raise remote_code_error(f"tokenizer {spec}") from None
         raise TransplantError(f"cannot load tokenizer {spec}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
     if getattr(tokenizer, "backend_tokenizer", None) is None:
         raise TransplantError(f"{spec}: only fast (tokenizer.json) tokenizers are supported")
@@ -91,8 +94,10 @@ def load_model(spec: str | os.PathLike, dtype=None, causal_for: str | None = Non
     auto = getattr(transformers, checkpoint.auto_class)
     try:
         with quiet_transformers():
-            model = auto.from_pretrained(checkpoint.directory, dtype=dtype or torch.float32)
+            model = auto.from_pretrained(checkpoint.directory, dtype=dtype or torch.float32, trust_remote_code=remote_code_allowed())
     except Exception as error:  # noqa: BLE001
+        if is_remote_code_refusal(error):
+            raise remote_code_error(f"model {spec}") from None
         raise TransplantError(f"cannot load model {spec}: {str(error).splitlines()[0]}") from None
     model.eval()
     return model

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import atomic_directory, cache_dir
+from .files import atomic_directory, cache_dir
 from .errors import TransplantError
 from .hub_text import hub_lines
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import TransplantError
+
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.json"
 KEEP_CHECKPOINTS = 2
@@ -73,9 +75,20 @@ def save_checkpoint(accelerator, run_dir: str | Path, step: int, state: dict) ->
 
 
 def load_checkpoint(accelerator, path: str | Path) -> dict:
-    """Restore what ``save_checkpoint`` wrote into the prepared objects; return its state dict."""
-    accelerator.load_state(str(path))
-    return json.loads((Path(path) / STATE_FILE).read_text())
+    """Restore what ``save_checkpoint`` wrote into the prepared objects; return its state dict.
+
+    A checkpoint that cannot be restored (truncated files, another model or training mode)
+    is one clear error, never a traceback halfway through a resumed run.
+    """
+    try:
+        accelerator.load_state(str(path))
+        return json.loads((Path(path) / STATE_FILE).read_text())
+    except Exception as error:  # noqa: BLE001 - safetensors, torch and accelerate raise many types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TransplantError(
+            f"cannot resume from {path} ({first[:200]}); it was written for another model or setting, "
+            "or is damaged: pass --overwrite to start over"
+        ) from None
 
 
 class JsonlLog:

@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import atomic_directory, open_checkpoint
+from ..checkpoint import open_checkpoint
 from ..errors import TransplantError
 from ..evaluate import bits_per_byte, read_text
+from ..files import OutputClaim, check_same_inputs, input_fingerprint, text_fingerprint
+from ..finite import require_finite
 from ..loading import load_model, load_tokenizer, require_causal
 from ..training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint, step_generator
 from ..vocab import Vocabulary, boundary_token_mask
@@ -31,6 +33,7 @@ from .trainable import DEFAULT_LEARNING_RATES, finished_model, prepare_trainable
 
 REPORT_FILE = "distill_report.json"
 LOG_FILE = "log.jsonl"
+INPUTS_FILE = "inputs.json"  # fingerprints of teacher, student and text: a resume must match them
 # settings a resumed run must share with the run it continues (budgets and eval may change)
 _RESUMABLE_CHANGES = {"max_tokens", "max_steps", "target_bpb", "eval_every", "eval_bytes", "checkpoint_every"}
 
@@ -60,6 +63,27 @@ class DistillConfig:
     seed: int = 0
     lora_rank: int = 16
     alm: AlmOptions = field(default_factory=AlmOptions)
+
+    def check(self) -> None:
+        """Raise one clear line for settings no run can use (before any model loads)."""
+        positive = {"max_tokens": self.max_tokens, "batch_size": self.batch_size, "grad_accum": self.grad_accum,
+                    "segment_bytes": self.segment_bytes, "max_length": self.max_length, "lora_rank": self.lora_rank}
+        if self.max_steps is not None:
+            positive["max_steps"] = self.max_steps
+        if self.learning_rate is not None:
+            positive["learning_rate"] = self.learning_rate
+        for name, value in positive.items():
+            if not value > 0:
+                raise TransplantError(f"{name} must be positive, not {value}")
+        for name, value in {"eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every, "eval_bytes": self.eval_bytes}.items():
+            if value < 0:
+                raise TransplantError(f"{name} must be 0 or more, not {value}")
+        for name, weight in self.loss_weights.items():
+            if not math.isfinite(weight) or weight < 0:
+                raise TransplantError(f"the weight of {name} must be a finite number >= 0, not {weight}")
+        if not self.alm.temperature > 0:
+            raise TransplantError(f"the ALM temperature must be positive, not {self.alm.temperature}")
+        self.objectives()
 
     def objectives(self) -> dict[str, float]:
         names = [n.strip() for n in self.loss.split("+") if n.strip()]
@@ -100,21 +124,29 @@ def distill(
     progress: bool = True,
 ) -> DistillResult:
     config = config or DistillConfig()
-    objectives = config.objectives()
+    config.check()
     out = Path(out)
+    if not texts:
+        raise TransplantError("no training text: pass --text FILE")
+    inputs = [teacher, student, *texts, eval_text]
+    with OutputClaim(out, inputs=inputs, overwrite=overwrite) as output:
+        return _distill(teacher, student, texts, output, config, eval_text, resume, overwrite, progress)
+
+
+def _distill(teacher, student, texts, output: OutputClaim, config: DistillConfig, eval_text, resume: bool, overwrite: bool, progress: bool) -> DistillResult:
+    objectives = config.objectives()
+    out = output.given
     run_dir = run_directory(out)
-    if out.exists() and not overwrite:
-        raise TransplantError(f"output {out} exists; pass --overwrite to replace it")
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is not None and not resume and not overwrite:
         raise TransplantError(f"an interrupted run is in {run_dir}: pass --resume to continue it or --overwrite to start over")
     if overwrite and not resume:
         shutil.rmtree(run_dir, ignore_errors=True)
         checkpoint = None
-    if not texts:
-        raise TransplantError("no training text: pass --text FILE")
     text = "".join(read_text(path) for path in texts)
     held_out = read_text(eval_text, max_bytes=config.eval_bytes) if eval_text else None
+    fingerprints = {"teacher": input_fingerprint(teacher), "student": input_fingerprint(student), "text": text_fingerprint(text)}
+    check_same_inputs(run_dir / INPUTS_FILE, fingerprints, resume=checkpoint is not None)
 
     # models, tokenizers and the vocabulary facts the objectives need
     for spec in (teacher, student):
@@ -155,7 +187,7 @@ def distill(
     log = JsonlLog(run_dir / LOG_FILE)
     step, tokens = 0, 0
     if checkpoint is not None:
-        state = load_checkpoint(accelerator, checkpoint)
+        state = load_checkpoint(accelerator, checkpoint)  # a truncated or foreign one: one Error line
         _check_same_run(state["config"], config)
         step, tokens = state["step"], state["tokens"]
         log.truncate_after(step)
@@ -217,7 +249,9 @@ def distill(
         curve=curve,
     )
     model = finished_model(accelerator.unwrap_model(student_model))
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    for name, parameter in model.named_parameters():
+        require_finite(parameter, f"the distilled student's {name}", "lower --lr, or check the teacher and the text")
+    with output.partial() as tmp:
         model.save_pretrained(tmp)
         student_tokenizer.save_pretrained(tmp)
         shutil.copy(run_dir / LOG_FILE, tmp / LOG_FILE)

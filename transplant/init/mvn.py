@@ -6,10 +6,12 @@ falling back to the mean when the scaled covariance is not positive definite).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
+from ..errors import TransplantError
 from . import register
 from .base import InitInputs, Initializer
 
@@ -23,6 +25,10 @@ class MvnOptions:
 class MvnInit(Initializer):
     name = "mvn"
     Options = MvnOptions
+
+    def check(self) -> None:
+        if not self.options.scale > 0 or not math.isfinite(self.options.scale):
+            raise TransplantError(f"mvn scale must be a positive number, not {self.options.scale}")
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
         reference = inputs.token_rows().double()

@@ -15,7 +15,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
-from ..checkpoint import cache_dir
+from ..files import cache_dir
 from ..errors import TransplantError
 from .vectors import StaticVectors, load_vectors
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checkpoint import cache_dir
+from ..files import cache_dir
 from ..errors import TransplantError
 from ..vocab import Vocabulary
 from .tokens import token_string

@@ -8,6 +8,7 @@ distillation all start from this.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
@@ -31,6 +32,19 @@ class VocabMapping:
     pieces: list[list[int]]  # target id -> source ids that spell it (empty if none)
     piece_origin: list[str | None]  # BY_TOKENIZER / BY_SEGMENTATION / None
     missing_special: list[int] = field(default_factory=list)  # required source specials absent
+
+    def without_source_ids(self, unusable: set[int]) -> "VocabMapping":
+        """The same mapping as if the ``unusable`` source tokens did not exist: no target token is
+        copied from them or spelled with them (the initialiser then treats those as it treats any
+        token without a match or decomposition)."""
+        if not unusable:
+            return self
+        matches = [-1 if source_id in unusable else source_id for source_id in self.matches]
+        kinds = [None if source_id in unusable else kind for source_id, kind in zip(self.matches, self.match_kind)]
+        blocked = [any(p in unusable for p in pieces) for pieces in self.pieces]
+        pieces = [[] if hit else list(p) for hit, p in zip(blocked, self.pieces)]
+        origins = [None if hit else origin for hit, origin in zip(blocked, self.piece_origin)]
+        return dataclasses.replace(self, matches=matches, match_kind=kinds, pieces=pieces, piece_origin=origins)
 
     def overlap(self) -> int:
         return sum(1 for kind in self.match_kind if kind == "exact")

@@ -7,6 +7,7 @@ from functools import cached_property
 
 from transformers import PreTrainedTokenizerBase
 
+from ..errors import TransplantError
 from .canonical import TokenizerStyle, added_token_bytes, detect_style, surface_bytes, token_bytes
 
 # Roles in priority order: when one token holds several (SmolLM2's <|im_end|> is eos and pad),
@@ -43,6 +44,7 @@ class Vocabulary:
             raise TypeError("transplant needs a fast (tokenizers-backed) tokenizer")
         style = detect_style(backend)
         vocab = backend.get_vocab(with_added_tokens=True)
+        _check_ids(vocab)
         size = max(vocab.values()) + 1
         strings: list[str | None] = [None] * size
         for token, index in vocab.items():
@@ -70,6 +72,11 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.canonical)
+
+    def require_ordinary_tokens(self, what: str) -> None:
+        """A vocabulary of special tokens alone turns every text into nothing: refuse it."""
+        if not any(key is not None for key in self.canonical):
+            raise TransplantError(f"{what} has no ordinary tokens (only {len(self.special)} special ones); it cannot encode any text")
 
     def role_of(self, index: int) -> str | None:
         for role in ROLES:
@@ -116,6 +123,26 @@ class Vocabulary:
     def _is_byte_token(self, index: int) -> bool:
         token = self.strings[index] or ""
         return self.style.byte_fallback and len(token) == 6 and token.startswith("<0x")
+
+
+def _check_ids(vocab: dict[str, int]) -> None:
+    """Ids must be 0..n-1, each used once: a gap becomes embedding rows no token owns (one stray
+    id at 100000 makes a 100,001-row model), and a shared id makes two tokens one row."""
+    if not vocab:
+        raise TransplantError("the tokenizer has an empty vocabulary")
+    ids = sorted(vocab.values())
+    if ids[0] < 0:
+        raise TransplantError(f"the tokenizer has a negative token id ({ids[0]})")
+    for previous, current in zip(ids, ids[1:]):
+        if current == previous:
+            tokens = sorted(token for token, index in vocab.items() if index == current)
+            raise TransplantError(f"the tokenizer gives id {current} to several tokens ({', '.join(map(repr, tokens[:3]))})")
+    if ids[-1] != len(ids) - 1:
+        missing = next(i for i, index in enumerate(ids) if i != index)
+        raise TransplantError(
+            f"the tokenizer's ids are not contiguous: {len(ids)} distinct tokens, largest id {ids[-1]}, and id {missing} "
+            "names no token (a duplicated or missing entry in its vocabulary)"
+        )
 
 
 _WHITESPACE = frozenset(b" \t\n\r")
