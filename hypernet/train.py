@@ -310,7 +310,7 @@ def _check_supported(model, label: str) -> None:
         raise TransplantError(f"{label} has no language-model head; the hypernetwork trains on causal language models")
     others = ([f"{type(head).__name__}.bias"] if getattr(head, "bias", None) is not None else []) + list(other_vocab_tensors(model))
     if others:
-        raise TransplantError(f"{label}: the hypernetwork predicts embedding and head rows only, not the vocabulary-sized {', '.join(others)}")
+        raise TransplantError(f"the hypernetwork predicts embedding and head rows only, not vocabulary-sized {', '.join(others)}; {label} has them")
 
 
 def lm_logits(model, rows: dict[str, torch.Tensor], ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -361,6 +361,8 @@ class Family:
     config: dict
     heads: tuple[str, ...] = ("tied", "untied")
     note: str = ""  # what the family exercises
+    # column -> text of the one-line error it stops with (beyond the causal-only refusals)
+    refusals: dict = field(default_factory=dict)
 
 
 FAMILIES = {
@@ -379,6 +381,8 @@ FAMILIES = {
                      note="multimodal: the text model nested in `text_config`, image-token ids in the config"),
     "phi3": Family("phi3", "causal", "sp_bpe", _DECODER),
     "olmo2": Family("olmo2", "causal", "byte_bpe", _DECODER),
+    "phi": Family("phi", "causal", "sp_bpe", {k: v for k, v in _DECODER.items() if k != "num_key_value_heads"}, note="Phi-1/2: head with a bias",
+                  refusals={"hypernet": "predicts embedding and head rows only"}),
     "gpt2": Family("gpt2", "causal", "byte_bpe", dict(n_embd=32, n_layer=2, n_head=4, n_positions=160)),
     "gpt_neox": Family("gpt_neox", "causal", "byte_bpe", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=160),
                        note="Pythia; untied head `embed_out`"),
