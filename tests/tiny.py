@@ -396,8 +396,8 @@ FAMILIES = {
     "modernbert": Family("modernbert", "masked", "byte_bpe_masked", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=160, global_attn_every_n_layers=2, local_attention=16)),
     # transformers 5 ties T5's and mT5's head to the shared embedding whatever the config says
     # (T5Config and MT5Config force tie_word_embeddings=True): no untied cell.
-    "t5": Family("t5", "seq2seq", "sp_unigram", _SEQ2SEQ_T5, heads=("tied",), note="shared embedding, head scaled by d_model^-0.5"),
-    "mt5": Family("mt5", "seq2seq", "sp_unigram", _SEQ2SEQ_T5, heads=("tied",)),
+    "t5": Family("t5", "seq2seq", "sp_unigram", _SEQ2SEQ_T5, heads=("tied",), note="shared embedding, head scaled by d_model^-0.5; no untied head in transformers 5"),
+    "mt5": Family("mt5", "seq2seq", "sp_unigram", _SEQ2SEQ_T5, heads=("tied",), note="no untied head in transformers 5"),
     "bart": Family("bart", "seq2seq", "byte_bpe_masked", _SEQ2SEQ_BART, note="`final_logits_bias` buffer"),
     "mbart": Family("mbart", "seq2seq", "sp_unigram_masked", _SEQ2SEQ_BART, note="`final_logits_bias` buffer"),
 }
