@@ -127,7 +127,7 @@ def main() -> None:
     held_out = read_text(test_file, args.eval_bytes)
     tokenizer_dir = args.tokenizer or args.work_dir / f"tokenizer-{args.language}-{args.vocab_size}"
     if not (tokenizer_dir / "tokenizer.json").is_file():
-        lines = [l for l in read_text(SHARED / "corpus" / f"{args.language}.train.txt", args.train_bytes).splitlines() if l.strip()]
+        lines = [line for line in read_text(SHARED / "corpus" / f"{args.language}.train.txt", args.train_bytes).splitlines() if line.strip()]
         train_tokenizer(source_tokenizer, lines, args.vocab_size, progress=False).save_pretrained(tokenizer_dir)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
 

@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from transplant.init.fvt import decomposition_mean
-from transplant.vocab import Vocabulary
+from transplant.vocab import Vocabulary, decomposition_mean
 
 PAD = -1  # piece id of an empty position
 

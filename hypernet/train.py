@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from transplant.errors import TransplantError
-from transplant.files import OutputClaim, check_same_inputs, input_fingerprint
-from transplant.training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint, step_generator
+from transplant.files import OutputClaim, input_fingerprint, refuse_other_inputs, remember_inputs
+from transplant.training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, process_state, save_checkpoint, step_generator
 from transplant.vocab import Vocabulary, build_mapping, segment
 from .model import Hypernet, HypernetConfig, fingerprint, fvt_base, piece_matrix
 from .sampler import FixedTokenizers, UnigramSampler
@@ -75,6 +75,7 @@ class TrainConfig:
     eval_bytes: int = 8000
     checkpoint_every: int = 100
     seed: int = 0
+    mixed_precision: str | None = None  # no | bf16 | fp16; default: bf16 on GPUs that have it, else no
 
 
 def train(
@@ -106,16 +107,23 @@ def train(
     config = TrainConfig(**options)
     if config.max_steps < 1 or config.batch_size < 1 or config.block_size < 2:
         raise TransplantError("max_steps and batch_size must be at least 1, block_size at least 2")
+    processes = process_state()
+    if config.batch_size < processes.num_processes:
+        raise TransplantError(f"--batch-size ({config.batch_size}) must be at least the {processes.num_processes} processes that share its rows")
+    if not processes.is_main_process:  # under a distributed launcher: only the main process writes
+        return _train(model, corpora, Path(out), None, config, tokenizers, eval_text, eval_tokenizer, resume, overwrite, False, callback)
     inputs = [model, *corpora, eval_text, eval_tokenizer, *(tokenizers or [])]
     with OutputClaim(out, inputs=inputs, overwrite=overwrite) as output:
-        return _train(model, corpora, output, config, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback)
+        return _train(model, corpora, Path(out), output, config, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback)
 
 
-def _train(model, corpora, output: OutputClaim, config: TrainConfig, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback) -> Path:
+def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainConfig, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback) -> Path:
+    """The run; ``output`` is None on every process but the main one, which alone writes."""
     from transplant.loading import load_model, load_tokenizer
     from transplant.tokenizer_training import corpus_lines
 
-    out = output.given
+    processes = process_state()
+    main = output is not None
     run_dir = out.with_name(out.name + ".run")
     if run_dir.exists() and not resume and not overwrite:
         raise TransplantError(f"{run_dir} holds an earlier run; pass --resume to continue it or --overwrite to start over")
@@ -160,7 +168,7 @@ def _train(model, corpora, output: OutputClaim, config: TrainConfig, tokenizers,
 
     # --- the hypernetwork, optimiser and schedule, on accelerate
     hypernet = _new_hypernet(str(model), sources, config)
-    accelerator = make_accelerator(config.seed)
+    accelerator = make_accelerator(config.seed, config.mixed_precision)
     optimizer = torch.optim.AdamW(hypernet.parameters(), lr=config.learning_rate, betas=(0.9, 0.95), weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _learning_rate_factor(step, config))
     hypernet, optimizer, schedule = accelerator.prepare(hypernet, optimizer, schedule)
@@ -173,7 +181,7 @@ def _train(model, corpora, output: OutputClaim, config: TrainConfig, tokenizers,
     spellings = _self_spellings(base_vocab, len(embeddings))
     rebuildable = torch.tensor([i for i, s in enumerate(spellings) if len(s) > 1])
 
-    log = JsonlLog(run_dir / LOG_FILE)
+    log = JsonlLog(run_dir / LOG_FILE) if main else None
     step = 0
     checkpoint = latest_checkpoint(run_dir) if resume else None
     fingerprints = {
@@ -181,17 +189,28 @@ def _train(model, corpora, output: OutputClaim, config: TrainConfig, tokenizers,
         "corpora": [input_fingerprint(c) for c in corpora],
         "tokenizers": [input_fingerprint(t) if isinstance(t, (str, Path)) else "in memory" for t in tokenizers or []],
     }
-    check_same_inputs(run_dir / INPUTS_FILE, fingerprints, resume=checkpoint is not None)
     if checkpoint is not None:
-        step = load_checkpoint(accelerator, checkpoint)["step"]
-        log.truncate_after(step)
-    elif run_dir.exists():
+        refuse_other_inputs(run_dir / INPUTS_FILE, fingerprints)
+        state = load_checkpoint(accelerator, checkpoint)
+        if state.get("processes", 1) != processes.num_processes:
+            raise TransplantError(
+                f"the run was started on {state.get('processes', 1)} process(es), not {processes.num_processes}: "
+                "resume it with as many, or pass --overwrite to start over"
+            )
+        step = state["step"]
+        if main:
+            log.truncate_after(step)
+    elif main and run_dir.exists():
         import shutil
 
         shutil.rmtree(run_dir)
-        check_same_inputs(run_dir / INPUTS_FILE, fingerprints, resume=False)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / TRAINING_FILE).write_text(json.dumps({"model": str(model), "corpora": [str(c) for c in corpora], **asdict(config)}, indent=1) + "\n")
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if checkpoint is None:
+            remember_inputs(run_dir / INPUTS_FILE, fingerprints)
+        (run_dir / TRAINING_FILE).write_text(json.dumps({"model": str(model), "corpora": [str(c) for c in corpora], **asdict(config)}, indent=1) + "\n")
+    processes.wait_for_everyone()
+    mine = slice(processes.process_index, None, processes.num_processes)  # this process's text rows
 
     def reconstruction_loss(source_ids: torch.Tensor) -> torch.Tensor:
         """Relative squared error of base tokens rebuilt from smaller pieces (all kinds)."""
@@ -205,7 +224,7 @@ def _train(model, corpora, output: OutputClaim, config: TrainConfig, tokenizers,
             total = total + ((predicted - truth) ** 2).sum(-1).mean() / (truth**2).sum(-1).mean()
         return total
 
-    if step == 0 and config.eval_every <= config.max_steps:  # the untrained hypernetwork is fvt: the curve's baseline
+    if main and step == 0 and config.eval_every <= config.max_steps:  # the untrained hypernetwork is fvt: the curve's baseline
         log.write(step=0, eval_bits_per_byte=evaluate(base_model, hypernet_module, eval_mapping, eval_tokenizer, eval_text, sources))
     bar = tqdm(total=config.max_steps, initial=step, desc="training hypernet", disable=not progress)
     started = time.perf_counter()
@@ -230,14 +249,22 @@ def _train(model, corpora, output: OutputClaim, config: TrainConfig, tokenizers,
                 active, local = _active_tokens(ids, len(mapping.target), config.vocab_subsample, generator)
                 with accelerator.autocast():
                     rows = _vocabulary_rows(hypernet, hypernet_module, mapping, active, sources, base_vocab, config.max_pieces, device)
-                    logits = lm_logits(base_model, rows, local.to(device), mask.to(device))
-                    lm_loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), _local_labels(labels, active)[:, 1:].reshape(-1).to(device), ignore_index=-100)
+                    # every process predicts the same rows; each runs the model on its share of
+                    # the text and takes its share of the whole batch's mean loss
+                    logits = lm_logits(base_model, rows, local[mine].to(device), mask[mine].to(device))
+                    targets = _local_labels(labels, active)[:, 1:]
+                    lm_sum = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets[mine].reshape(-1).to(device), ignore_index=-100, reduction="sum")
+                    lm_loss = lm_sum / (targets != -100).sum().clamp_min(1).to(device)
                     shared = torch.tensor([mapping.matches[t] for t in range(len(mapping.target)) if mapping.match_kind[t] == "exact" and len(spellings[mapping.matches[t]]) > 1], dtype=torch.long)
                     shared = shared[torch.randperm(len(shared), generator=generator)[: config.reconstruction_tokens]]
                     rebuilt = reconstruction_loss(shared) if len(shared) else torch.zeros((), device=device)
-                    loss = lm_loss + config.reconstruction_weight * rebuilt
+                    # x processes: their average is the whole batch's loss (rebuilt is the same on each)
+                    loss = lm_loss * processes.num_processes + config.reconstruction_weight * rebuilt
                 tokens = int(mask.sum())
-                record.update(loss=loss.item(), lm_loss=lm_loss.item(), reconstruction=rebuilt.item(), tokens=tokens, vocabulary=len(mapping.target), softmax=len(active))
+                if processes.num_processes > 1:
+                    lm_loss = accelerator.reduce(lm_loss.detach(), "sum")
+                whole = lm_loss.item() + config.reconstruction_weight * rebuilt.item()
+                record.update(loss=whole, lm_loss=lm_loss.item(), reconstruction=rebuilt.item(), tokens=tokens, vocabulary=len(mapping.target), softmax=len(active))
             accelerator.backward(loss)
             record["grad_norm"] = float(accelerator.clip_grad_norm_(hypernet.parameters(), config.max_grad_norm))
             optimizer.step()
@@ -245,11 +272,12 @@ def _train(model, corpora, output: OutputClaim, config: TrainConfig, tokenizers,
             optimizer.zero_grad(set_to_none=True)
             step += 1
             record["seconds"] = time.perf_counter() - step_started
-            if step % config.eval_every == 0 or step == config.max_steps:
+            if main and (step % config.eval_every == 0 or step == config.max_steps):
                 record["eval_bits_per_byte"] = evaluate(base_model, hypernet_module, eval_mapping, eval_tokenizer, eval_text, sources)
-            log.write(**record)
+            if main:
+                log.write(**record)
             if step % config.checkpoint_every == 0 or step == config.max_steps:
-                save_checkpoint(accelerator, run_dir, step, {"elapsed": time.perf_counter() - started})
+                save_checkpoint(accelerator, run_dir, step, {"elapsed": time.perf_counter() - started, "processes": processes.num_processes})
             bar.update(1)
             bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("loss", "lm_loss", "eval_bits_per_byte")})
             if callback is not None:
@@ -262,7 +290,12 @@ def _train(model, corpora, output: OutputClaim, config: TrainConfig, tokenizers,
     from .io import save
 
     hypernet_module.eval()
-    return save(hypernet_module, output, extra_files={LOG_FILE: (run_dir / LOG_FILE).read_text(), TRAINING_FILE: (run_dir / TRAINING_FILE).read_text()})
+    if not main:
+        processes.wait_for_everyone()  # the main process writes the output
+        return out
+    written = save(hypernet_module, output, extra_files={LOG_FILE: (run_dir / LOG_FILE).read_text(), TRAINING_FILE: (run_dir / TRAINING_FILE).read_text()})
+    processes.wait_for_everyone()
+    return written
 
 
 def create(model: str | Path, **options) -> Hypernet:

@@ -95,7 +95,7 @@ def _bad(tmp_path, files):
 def test_bad_input_gives_one_clear_line(files, tmp_path):
     for name, (args, expected) in _bad(tmp_path, files).items():
         result = CliRunner().invoke(main, [str(a) for a in args])
-        lines_out = [l for l in result.output.splitlines() if l.strip()]
+        lines_out = [line for line in result.output.splitlines() if line.strip()]
         assert result.exit_code == 1, (name, result.output)
         assert len(lines_out) == 1 and lines_out[0].startswith("Error: "), (name, result.output)
         assert expected in lines_out[0], (name, lines_out[0])

@@ -201,3 +201,17 @@ def test_hub_text_is_streamed_once_and_then_read_from_the_cache(monkeypatch, tmp
     assert first == again != other
     assert first.read_text(encoding="utf-8") == "erste Zeile\nzweite Zeile\n"
     assert len(calls) == 2  # the second request for the same text never streamed
+
+
+def test_gradient_checkpointing_and_a_bf16_teacher_change_memory_not_results(setup, llama, tmp_path):
+    base = dict(loss="alm+ce", max_steps=3, max_tokens=10**9, batch_size=2, checkpoint_every=0, eval_every=0, learning_rate=1e-2)
+    plain = distill(llama, setup / "student", [setup / "train.txt"], tmp_path / "plain", DistillConfig(**base), progress=False)
+    distill(llama, setup / "student", [setup / "train.txt"], tmp_path / "recomputed", DistillConfig(gradient_checkpointing=True, **base), progress=False)
+    a, b = _weights(tmp_path / "plain"), _weights(tmp_path / "recomputed")
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-6, msg=name)
+    half = distill(llama, setup / "student", [setup / "train.txt"], tmp_path / "half", DistillConfig(teacher_dtype="bfloat16", mixed_precision="bf16", **base), progress=False)
+    assert half.steps == plain.steps == 3
+    c = _weights(tmp_path / "half")
+    assert all(torch.isfinite(t).all() for t in c.values())
+    assert any(not torch.equal(a[name], c[name]) for name in a)  # bf16 really ran

@@ -105,7 +105,7 @@ def test_offline_downloads_name_the_local_options(tmp_path, monkeypatch):
     def offline(url, timeout):
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(download, "_open", offline)
+    monkeypatch.setattr(download, "open_url", offline)
     monkeypatch.setenv("TRANSPLANT_CACHE", str(tmp_path))
     with pytest.raises(TransplantError, match="--dictionary PATH"):
         download_muse_dictionary("en", "de")

@@ -608,3 +608,22 @@ def test_every_written_file_gets_the_users_umask(files, tmp_path):
     assert any(name.endswith(".safetensors") for name in modes)
     assert set(modes.values()) == {0o644}, modes
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
+
+
+def test_hypernet_resume_refuses_another_corpus(files, tmp_path):
+    import hypernet
+
+    options = dict(max_steps=4, identity_steps=1, batch_size=2, block_size=16, sampled_vocab_size=300, width=32, layers=1, heads=2, checkpoint_every=1)
+
+    def stop_after_2(step, record):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TransplantError, match="--resume"):
+        hypernet.train(files["model"], [files["train"]], tmp_path / "hn", progress=False, callback=stop_after_2, **options)
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(tiny.lines(2000, 150)) + "\n")
+    with pytest.raises(TransplantError, match="other inputs.*corpora"):
+        hypernet.train(files["model"], [other], tmp_path / "hn", resume=True, progress=False, **options)
+    hypernet.train(files["model"], [files["train"]], tmp_path / "hn", resume=True, progress=False, **options)
+    assert (tmp_path / "hn" / "hypernet.safetensors").is_file()

@@ -217,3 +217,26 @@ def test_cli_passes_weight_and_threshold(tmp_path, llama, target_tokenizer):
     assert good.exit_code == 0, good.output
     saved = json.loads((tmp_path / "out" / "transplant_report.json").read_text())
     assert saved["options"] == {"k": 4, "weight": 0.5, "threshold": 0.1}
+
+
+@pytest.mark.parametrize("method", ["topk", "tokenadapt"])
+def test_rows_in_batches_equal_rows_at_once(mapping, old, method, monkeypatch):
+    """New tokens go through ``rows`` in batches (bounded memory at a million tokens): the result,
+    the rules, and the one neighbour index built for all batches are those of a single call."""
+    whole, whole_rules = _initialize(mapping, old, method)
+    cls = initializers.method_class(method)
+    monkeypatch.setattr(cls, "row_batch", 37)
+    built = []
+    from transplant import neighbors
+
+    real = neighbors.NeighborIndex
+
+    class Counting(real):
+        def __init__(self, *args, **kwargs):
+            built.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr("transplant.init.topk.NeighborIndex", Counting)
+    batched, batched_rules = _initialize(mapping, old, method)
+    assert torch.equal(whole, batched) and whole_rules == batched_rules
+    assert len(built) == 1

@@ -433,7 +433,7 @@ def family_model(directory: Path, family: str, head: str, tokenizer, seed: int =
     torch.manual_seed(seed)
     model = getattr(transformers, AUTO_CLASSES[spec.task]).from_config(config)
     with torch.no_grad():
-        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        for tensor in [*model.parameters(), *model.buffers()]:
             if tensor.numel() == len(tokenizer) and tensor.is_floating_point():
                 tensor.normal_()  # MLM decoder bias, BART's final_logits_bias [1, vocab]
     model.eval()

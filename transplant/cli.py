@@ -13,6 +13,13 @@ import click
 from .errors import TransplantError
 
 
+def one_line(message: str) -> str:
+    """The first non-empty line: messages that quote a library's error (torch's pickle refusal
+    runs to a dozen lines) stay one line at the terminal."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] if lines else message
+
+
 class _Group(click.Group):
     """Turns every expected failure into one ``Error: ...`` line and exit status 1, no traceback."""
 
@@ -23,7 +30,7 @@ class _Group(click.Group):
             error.ctx = None
             raise
         except TransplantError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(one_line(str(error))) from None
         except MemoryError:
             raise click.ClickException("out of memory") from None
         except OSError as error:
@@ -60,9 +67,19 @@ def _trust_remote_code_option(command):
     )(command)
 
 
+class _FiniteFloatRange(click.FloatRange):
+    """click's FloatRange lets NaN through (every comparison with it is false); this one does not."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return number
+
+
 POSITIVE = click.IntRange(min=1)
 NON_NEGATIVE = click.IntRange(min=0)
-POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+POSITIVE_FLOAT = _FiniteFloatRange(min=0, min_open=True)
 
 
 def _methods_help() -> str:
@@ -271,6 +288,7 @@ def hypernet():
 @click.option("--learning-rate", type=POSITIVE_FLOAT, default=None, help="Peak learning rate (default 1e-3).")
 @click.option("--sampled-vocab-size", type=POSITIVE, default=None, help="Size of the sampled vocabularies (default 16384).")
 @click.option("--seed", type=NON_NEGATIVE, default=None, help="Seed of every random draw (default 0).")
+@click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None, help="Autocast the forward passes (default: bf16 on GPUs that support it, else no).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_trust_remote_code_option
 def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text, eval_tokenizer, quiet, **options):
@@ -282,6 +300,10 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text
         model, list(corpora), out, tokenizers=list(tokenizers) or None, eval_text=eval_text, eval_tokenizer=eval_tokenizer,
         resume=resume, overwrite=overwrite, progress=not quiet, **options,
     )
+    from .training import process_state
+
+    if not process_state().is_main_process:  # under a distributed launcher: the main process reports
+        return
     click.echo(f"wrote {written}; use it with: transplant convert {model} NEW_TOKENIZER -o OUT --method hypernet --hypernet {written}")
 
 
@@ -307,7 +329,10 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text
 @click.option("--segment-bytes", default=1024, show_default=True, type=POSITIVE, help="Bytes of text per segment (cut at lines).")
 @click.option("--checkpoint-every", default=50, show_default=True, type=NON_NEGATIVE, help="Steps between resumable checkpoints.")
 @click.option("--temperature", default=100.0, show_default=True, type=POSITIVE_FLOAT, help="ALM: likelihoods are compared after raising them to 1/T.")
-@click.option("--merge-threshold", default=0.1, show_default=True, type=click.FloatRange(0, 1), help="ALM: merge chunks until the teacher gives a word boundary after them at least this probability (0: never merge).")
+@click.option("--merge-threshold", default=0.1, show_default=True, type=_FiniteFloatRange(0, 1), help="ALM: merge chunks until the teacher gives a word boundary after them at least this probability (0: never merge).")
+@click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None, help="Autocast the student's forward (default: bf16 on GPUs that support it, else no).")
+@click.option("--gradient-checkpointing", is_flag=True, help="Recompute the student's activations in backward: less memory, about a third more time.")
+@click.option("--teacher-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True, help="The teacher only runs forward; bfloat16 halves its memory.")
 @click.option("--seed", default=0, show_default=True, type=NON_NEGATIVE)
 @click.option("--resume", is_flag=True, help="Continue the interrupted run for OUT from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT and discard an interrupted run.")
@@ -345,6 +370,10 @@ def distill(teacher, student, texts, hub, hub_bytes, out, loss, loss_weights, tr
     if not texts:
         raise click.UsageError("give training text: --text FILE (repeatable) or --hub DATASET[:CONFIG]")
     result = run_distill(teacher, student, texts, out, config, eval_text=eval_text, resume=resume, overwrite=overwrite, progress=not quiet)
+    from .training import process_state
+
+    if not process_state().is_main_process:  # under `accelerate launch`: the main process reports
+        return
     click.echo(f"{result.steps} steps, {result.student_tokens:,} student tokens in {result.seconds:.0f} s -> {out}")
     if result.bits_per_byte_before is not None and result.bits_per_byte_after is not None:
         click.echo(f"held-out bits/byte: {result.bits_per_byte_before:.4f} before, {result.bits_per_byte_after:.4f} after")

@@ -15,6 +15,7 @@ from .checkpoint import resolve_model_dir
 from .core import convert
 from .errors import TransplantError
 from .evaluate import bits_per_byte, cut_at_line, read_text
+from .files import atomic_directory, refuse_overlap
 from .loading import load_model, load_tokenizer
 from .table import format_table
 from .tokenizer_training import train_tokenizer
@@ -41,6 +42,21 @@ def split_held_out(text: str, held_out_fraction: float) -> tuple[str, str]:
     return "".join(lines[:cut]), "".join(lines[cut:])
 
 
+DEMO_MARKER = ".transplant-demo"
+
+
+def claim_work_dir(work: Path, inputs) -> None:
+    """The demo replaces what it wrote before, so its directory must be its own: new or empty, or
+    marked by an earlier demo run; never an input."""
+    refuse_overlap(work, inputs)
+    if work.is_dir() and any(work.iterdir()) and not (work / DEMO_MARKER).is_file():
+        raise TransplantError(f"{work} holds files the demo did not write; choose another --work-dir")
+    if work.exists() and not work.is_dir():
+        raise TransplantError(f"{work} is not a directory; choose another --work-dir")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / DEMO_MARKER).write_text("written by `transplant demo`; its next run may replace what is here\n")
+
+
 def run_demo(
     corpus: str | Path | None = None,
     work_dir: str | Path = "transplant-demo",
@@ -52,7 +68,7 @@ def run_demo(
     progress: bool = True,
 ) -> list[dict]:
     work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
+    claim_work_dir(work, inputs=[corpus])
     rows = []
 
     clock = time.perf_counter()
@@ -68,9 +84,10 @@ def run_demo(
 
     clock = time.perf_counter()
     echo(f"2/4 training a {vocab_size}-token BPE tokenizer like SmolLM2's on {len(train.encode()):,} bytes")
-    tokenizer = train_tokenizer(source_tokenizer, [l for l in train.splitlines() if l.strip()], vocab_size, progress=progress)
+    tokenizer = train_tokenizer(source_tokenizer, [line for line in train.splitlines() if line.strip()], vocab_size, progress=progress)
     tokenizer_dir = work / "tokenizer"
-    tokenizer.save_pretrained(tokenizer_dir)
+    with atomic_directory(tokenizer_dir, overwrite=True) as tmp:
+        tokenizer.save_pretrained(tmp)
     tokenizer_seconds = time.perf_counter() - clock
 
     echo(f"3/4 transplanting with {', '.join(methods)}")

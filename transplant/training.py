@@ -24,14 +24,27 @@ STATE_FILE = "state.json"
 KEEP_CHECKPOINTS = 2
 
 
+def process_state():
+    """This process's place among those ``accelerate launch`` started (one, when run directly)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def make_accelerator(seed: int, mixed_precision: str | None = None):
     """An Accelerator for this machine: bf16 on GPUs that support it, full precision on CPU."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
 
+    # accelerate keeps one state per process; a pipeline that trains twice (say, fp32 then bf16)
+    # needs a fresh one each time. The process group (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
     if mixed_precision is None:
         mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    accelerator = Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
+    # Schedules here count optimizer steps of the global batch, whatever the number of processes
+    # (accelerate would otherwise advance a prepared scheduler once per process each step).
+    accelerator = Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available(), step_scheduler_with_optimizer=False)
     set_seed(seed)
     return accelerator
 
@@ -57,20 +70,29 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def save_checkpoint(accelerator, run_dir: str | Path, step: int, state: dict) -> Path:
-    """Save model, optimizer, scheduler and RNG states plus ``state`` (JSON) for ``step``, atomically."""
+    """Save model, optimizer, scheduler and RNG states plus ``state`` (JSON) for ``step``, atomically.
+
+    Every process calls it (each saves its own RNG state); the main one alone renames and prunes.
+    """
     root = Path(run_dir) / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step}"
     partial = root / f".step-{step}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
+    main = accelerator.is_main_process
+    if main:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
     accelerator.save_state(str(partial), safe_serialization=True)
-    # state.json is written last: a directory without it is never taken as a checkpoint
-    (partial / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=1))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(partial, final)
-    for old in _step_dirs(Path(run_dir))[:-KEEP_CHECKPOINTS]:
-        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    if main:
+        # state.json is written last: a directory without it is never taken as a checkpoint
+        (partial / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=1))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        for old in _step_dirs(Path(run_dir))[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
     return final
 
 

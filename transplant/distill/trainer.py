@@ -8,6 +8,7 @@ directory beside the output; the output itself appears, complete, only at the en
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -17,15 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
 from ..checkpoint import open_checkpoint
 from ..errors import TransplantError
 from ..evaluate import bits_per_byte, read_text
-from ..files import OutputClaim, check_same_inputs, input_fingerprint, text_fingerprint
+from ..files import OutputClaim, input_fingerprint, refuse_other_inputs, remember_inputs, text_fingerprint
 from ..finite import require_finite
 from ..loading import load_model, load_tokenizer, require_causal
-from ..training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint, step_generator
+from ..training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, process_state, save_checkpoint, step_generator
 from ..vocab import Vocabulary, boundary_token_mask
 from .data import Batch, Example, collate, make_examples
 from .objectives import OBJECTIVES, AlmOptions, alm_objective, ce_objective, latent_objective
@@ -33,6 +35,7 @@ from .trainable import DEFAULT_LEARNING_RATES, finished_model, prepare_trainable
 
 REPORT_FILE = "distill_report.json"
 LOG_FILE = "log.jsonl"
+TEACHER_DTYPES = ("float32", "bfloat16", "float16")
 INPUTS_FILE = "inputs.json"  # fingerprints of teacher, student and text: a resume must match them
 # settings a resumed run must share with the run it continues (budgets and eval may change)
 _RESUMABLE_CHANGES = {"max_tokens", "max_steps", "target_bpb", "eval_every", "eval_bytes", "checkpoint_every"}
@@ -62,6 +65,9 @@ class DistillConfig:
     checkpoint_every: int = 50
     seed: int = 0
     lora_rank: int = 16
+    mixed_precision: str | None = None  # no | bf16 | fp16; default: bf16 on GPUs that have it, else no
+    gradient_checkpointing: bool = False  # recompute the student's activations in backward: less memory
+    teacher_dtype: str = "float32"  # float32 | bfloat16 | float16: the teacher only runs forward
     alm: AlmOptions = field(default_factory=AlmOptions)
 
     def check(self) -> None:
@@ -81,6 +87,10 @@ class DistillConfig:
         for name, weight in self.loss_weights.items():
             if not math.isfinite(weight) or weight < 0:
                 raise TransplantError(f"the weight of {name} must be a finite number >= 0, not {weight}")
+        if self.mixed_precision not in (None, "no", "bf16", "fp16"):
+            raise TransplantError(f"mixed precision must be no, bf16 or fp16, not '{self.mixed_precision}'")
+        if self.teacher_dtype not in TEACHER_DTYPES:
+            raise TransplantError(f"the teacher's dtype must be one of {', '.join(TEACHER_DTYPES)}, not '{self.teacher_dtype}'")
         if not self.alm.temperature > 0:
             raise TransplantError(f"the ALM temperature must be positive, not {self.alm.temperature}")
         self.objectives()
@@ -128,25 +138,38 @@ def distill(
     out = Path(out)
     if not texts:
         raise TransplantError("no training text: pass --text FILE")
+    processes = process_state()
+    if processes.num_processes > 1 and config.grad_accum % processes.num_processes:
+        raise TransplantError(
+            f"--grad-accum ({config.grad_accum}) must be a multiple of the {processes.num_processes} processes: "
+            "each process takes whole micro-batches of the same global batch"
+        )
+    if not processes.is_main_process:  # under `accelerate launch`: only the main process writes
+        return _distill(teacher, student, texts, out, None, config, eval_text, resume, overwrite, progress=False)
     inputs = [teacher, student, *texts, eval_text]
     with OutputClaim(out, inputs=inputs, overwrite=overwrite) as output:
-        return _distill(teacher, student, texts, output, config, eval_text, resume, overwrite, progress)
+        return _distill(teacher, student, texts, out, output, config, eval_text, resume, overwrite, progress)
 
 
-def _distill(teacher, student, texts, output: OutputClaim, config: DistillConfig, eval_text, resume: bool, overwrite: bool, progress: bool) -> DistillResult:
+def _distill(teacher, student, texts, out: Path, output: OutputClaim | None, config: DistillConfig, eval_text, resume: bool, overwrite: bool, progress: bool) -> DistillResult:
+    """The run; ``output`` is None on every process but the main one, which alone writes."""
     objectives = config.objectives()
-    out = output.given
+    processes = process_state()
+    main = output is not None
     run_dir = run_directory(out)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is not None and not resume and not overwrite:
         raise TransplantError(f"an interrupted run is in {run_dir}: pass --resume to continue it or --overwrite to start over")
     if overwrite and not resume:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if main:
+            shutil.rmtree(run_dir, ignore_errors=True)
         checkpoint = None
+    processes.wait_for_everyone()
     text = "".join(read_text(path) for path in texts)
     held_out = read_text(eval_text, max_bytes=config.eval_bytes) if eval_text else None
     fingerprints = {"teacher": input_fingerprint(teacher), "student": input_fingerprint(student), "text": text_fingerprint(text)}
-    check_same_inputs(run_dir / INPUTS_FILE, fingerprints, resume=checkpoint is not None)
+    if checkpoint is not None:
+        refuse_other_inputs(run_dir / INPUTS_FILE, fingerprints)
 
     # models, tokenizers and the vocabulary facts the objectives need
     for spec in (teacher, student):
@@ -157,12 +180,14 @@ def _distill(teacher, student, texts, output: OutputClaim, config: DistillConfig
     if not examples:
         raise TransplantError("the training text gives no aligned example (is it empty?)")
     uses_teacher = any(name in objectives for name in ("alm", "latents"))
-    teacher_model = load_model(teacher) if uses_teacher else None
+    teacher_model = load_model(teacher, dtype=getattr(torch, config.teacher_dtype)) if uses_teacher else None
     student_model = load_model(student)
     if student_model.get_input_embeddings().weight.shape[0] < len(student_vocab):
         raise TransplantError(f"student {student} has fewer embedding rows than its tokenizer has ids; was it converted to this tokenizer?")
 
-    accelerator = make_accelerator(config.seed)
+    accelerator = make_accelerator(config.seed, config.mixed_precision)
+    if config.gradient_checkpointing:
+        student_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     student_model = prepare_trainable(student_model, config.train, config.lora_rank)
     optimizer = torch.optim.AdamW(trainable_parameters(student_model), lr=config.lr(), weight_decay=0.0)
     planned_steps = _planned_steps(examples, config)
@@ -184,18 +209,27 @@ def _distill(teacher, student, texts, output: OutputClaim, config: DistillConfig
         return result.bits_per_byte
 
     # fresh start or resume
-    log = JsonlLog(run_dir / LOG_FILE)
+    log = JsonlLog(run_dir / LOG_FILE) if main else None
     step, tokens = 0, 0
     if checkpoint is not None:
         state = load_checkpoint(accelerator, checkpoint)  # a truncated or foreign one: one Error line
         _check_same_run(state["config"], config)
+        if state.get("processes", 1) != processes.num_processes:
+            raise TransplantError(
+                f"the run was started on {state.get('processes', 1)} process(es), not {processes.num_processes}: "
+                "resume it with as many, or pass --overwrite to start over"
+            )
         step, tokens = state["step"], state["tokens"]
-        log.truncate_after(step)
-    else:
+        if main:
+            log.truncate_after(step)
+    elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        remember_inputs(run_dir / INPUTS_FILE, fingerprints)
         log.truncate_after(-1)
         log.write(step=0, tokens=0, eval_bpb=evaluate())
     order = _ExampleOrder(len(examples), config.seed)
+    # this process's micro-batches of each step: the same global batch however many processes share it
+    my_micro_batches = range(processes.process_index, config.grad_accum, processes.num_processes)
 
     student_model.train()
     started = time.perf_counter()
@@ -203,18 +237,25 @@ def _distill(teacher, student, texts, output: OutputClaim, config: DistillConfig
     done = _budget_spent(step, tokens, config)
     while not done:
         step_started = time.perf_counter()
-        losses = {name: 0.0 for name in objectives}
+        losses = torch.zeros(len(objectives), dtype=torch.float64)
         step_tokens = 0
-        for micro in range(config.grad_accum):
+        for position, micro in enumerate(my_micro_batches):
             first = (step * config.grad_accum + micro) * config.batch_size
             batch = collate([examples[order[first + i]] for i in range(config.batch_size)]).to(device)
-            with accelerator.autocast():
-                parts = _objectives(batch, teacher_model, student_model, objectives, teacher_boundary, student_boundary, config.alm)
-            loss = sum(objectives[name] * value for name, value in parts.items()) / config.grad_accum
-            accelerator.backward(loss)
-            for name, value in parts.items():
-                losses[name] += value.item() / config.grad_accum
+            # gradients are averaged across processes once, after this process's last micro-batch
+            syncing = position == len(my_micro_batches) - 1
+            with contextlib.nullcontext() if syncing else accelerator.no_sync(student_model):
+                with accelerator.autocast():
+                    parts = _objectives(batch, teacher_model, student_model, objectives, teacher_boundary, student_boundary, config.alm)
+                # x processes: their average is then the mean over all grad_accum micro-batches
+                loss = sum(objectives[name] * value for name, value in parts.items()) * processes.num_processes / config.grad_accum
+                accelerator.backward(loss)
+            losses += torch.tensor([parts[name].item() / config.grad_accum for name in objectives], dtype=torch.float64)
             step_tokens += batch.student_tokens
+        if processes.num_processes > 1:  # every process logs and budgets the whole step
+            totals = accelerator.reduce(torch.cat([losses, torch.tensor([float(step_tokens)], dtype=torch.float64)]).to(device), "sum").cpu()
+            losses, step_tokens = totals[:-1], int(totals[-1])
+        losses = dict(zip(objectives, losses.tolist()))
         if config.max_grad_norm:
             accelerator.clip_grad_norm_(trainable_parameters(student_model), config.max_grad_norm)
         optimizer.step()
@@ -225,16 +266,23 @@ def _distill(teacher, student, texts, output: OutputClaim, config: DistillConfig
         seconds = time.perf_counter() - step_started
         record = {"step": step, "tokens": tokens, "lr": scheduler.get_last_lr()[0], "tokens_per_s": step_tokens / seconds, **losses}
         done = _budget_spent(step, tokens, config)
-        if held_out is not None and (done or (config.eval_every and step % config.eval_every == 0)):
+        if main and held_out is not None and (done or (config.eval_every and step % config.eval_every == 0)):
             record["eval_bpb"] = evaluate()
             if config.target_bpb is not None and record["eval_bpb"] <= config.target_bpb:
                 done = True
-        log.write(**record)
+        if config.target_bpb is not None and processes.num_processes > 1:
+            done = bool(broadcast_object_list([done], from_process=0)[0])  # the main process evaluated
+        if main:
+            log.write(**record)
         bar.update(min(tokens, config.max_tokens) - bar.n)
         bar.set_postfix({name: f"{value:.4f}" for name, value in losses.items()} | {"tok/s": f"{record['tokens_per_s']:.0f}"})
         if not done and config.checkpoint_every and step % config.checkpoint_every == 0:
-            save_checkpoint(accelerator, run_dir, step, {"tokens": tokens, "config": _config_json(config)})
+            save_checkpoint(accelerator, run_dir, step, {"tokens": tokens, "config": _config_json(config), "processes": processes.num_processes})
     bar.close()
+    model = finished_model(accelerator.unwrap_model(student_model))
+    if not main:
+        processes.wait_for_everyone()  # the main process writes the output
+        return DistillResult(out, step, tokens, time.perf_counter() - started, None, None, [])
 
     # the finished student, as a plain checkpoint with its tokenizer
     curve = log.read()
@@ -248,7 +296,6 @@ def _distill(teacher, student, texts, output: OutputClaim, config: DistillConfig
         bits_per_byte_after=evals[-1] if len(evals) > 1 else None,
         curve=curve,
     )
-    model = finished_model(accelerator.unwrap_model(student_model))
     for name, parameter in model.named_parameters():
         require_finite(parameter, f"the distilled student's {name}", "lower --lr, or check the teacher and the text")
     with output.partial() as tmp:
@@ -260,6 +307,7 @@ def _distill(teacher, student, texts, output: OutputClaim, config: DistillConfig
         report |= {"bits_per_byte_before": result.bits_per_byte_before, "bits_per_byte_after": result.bits_per_byte_after}
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     shutil.rmtree(run_dir, ignore_errors=True)
+    processes.wait_for_everyone()
     return result
 
 

@@ -2,12 +2,15 @@
 
 A method is a subclass of :class:`Initializer` decorated with :func:`register`; every module in
 this package is imported on first use, so a new file is picked up without touching this one.
+Methods of other packages register through the ``transplant.methods`` entry point group.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import pkgutil
+import warnings
 
 from ..errors import TransplantError
 from .base import EXACT, SPECIAL, InitInputs, Initializer
@@ -20,10 +23,23 @@ def register(cls: type[Initializer]) -> type[Initializer]:
     return cls
 
 
+ENTRY_POINTS = "transplant.methods"  # other packages' methods (the hypernetwork's) register here
+_loaded = False
+
+
 def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
     for module in pkgutil.iter_modules(__path__):
         if module.name not in ("base",):
             importlib.import_module(f"{__name__}.{module.name}")
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        try:
+            entry.load()  # its module calls register()
+        except ImportError as error:  # an uninstalled plugin must not break every other method
+            warnings.warn(f"method plugin {entry.name} ({entry.value}) failed to import: {error}", stacklevel=2)
+    _loaded = True
 
 
 def available() -> list[str]:

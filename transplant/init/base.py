@@ -24,6 +24,7 @@ class InitInputs:
     kind: str  # "input", "output" or "output_bias"
     generator: torch.Generator
     progress: bool = True  # whether long steps may show progress bars
+    new_tokens: int = 0  # rows ``rows()`` is asked for in all, over every batch (sizes searches)
 
     def token_rows(self) -> torch.Tensor:
         """Source rows of real tokens: no special tokens, no padding rows beyond the tokenizer."""
@@ -45,6 +46,10 @@ class Initializer:
     # Methods built on similarities between embedding rows have nothing to say about a head's
     # bias vector; for them the bias is rebuilt by ``fvt``.
     handles_bias: ClassVar[bool] = True
+    # Methods whose ``rows`` treat each token on its own may be given the new tokens in batches of
+    # this many: a million new tokens then need one batch of temporaries (queries, neighbour
+    # rows) beside the result matrix, not several result-sized copies.
+    row_batch: ClassVar[int | None] = None
 
     def __init__(self, **options):
         known = {f.name for f in dataclasses.fields(self.Options)}
@@ -78,10 +83,13 @@ class Initializer:
                 rest.append(target_id)
         if copied:  # one gather, not a row copy per token (a million of them at scale)
             matrix[copied] = inputs.source[sources]
-        if rest:
-            values, names = self.rows(inputs, rest)
-            matrix[rest] = values
+        inputs.new_tokens = len(rest)
+        step = self.row_batch or max(len(rest), 1)
+        for start in range(0, len(rest), step):
+            batch = rest[start : start + step]
+            values, names = self.rows(inputs, batch)
+            matrix[batch] = values
             del values
-            for target_id, name in zip(rest, names):
+            for target_id, name in zip(batch, names):
                 rules[target_id] = name
         return matrix, rules

@@ -29,7 +29,7 @@ import torch
 
 from . import register
 from .base import InitInputs, Initializer
-from .topk import SimilaritySpace, candidate_ids, check_options, combine, nearest, own_space
+from .topk import ROW_BATCH, NeighborCache, SimilaritySpace, candidate_ids, check_options, combine, nearest, own_space
 
 PIECE_BATCH = 65_536  # decomposition pieces whose similarity to their token is computed at once
 
@@ -55,11 +55,13 @@ class TokenAdaptInit(Initializer):
     name = "tokenadapt"
     Options = TokenAdaptOptions
     handles_bias = False
+    row_batch = ROW_BATCH
 
     def __init__(self, **options):
         super().__init__(**options)
         o = self.options
         check_options(self.name, o.k, o.temperature, o.weight, o.threshold)
+        self.neighbors = NeighborCache()
 
     def similarity_space(self, inputs: InitInputs, target_ids: list[int]) -> SimilaritySpace:
         """Where similarities are measured; the model's own space unless a subclass says otherwise."""
@@ -108,7 +110,9 @@ class TokenAdaptInit(Initializer):
         has = torch.zeros(count, dtype=torch.bool)
         known = space.known.nonzero().squeeze(1)
         if len(known):
-            scores, ids = nearest(space, candidate_ids(inputs, space), space.queries[known], self.options.k, progress=inputs.progress)
+            candidates = candidate_ids(inputs, space)
+            index = self.neighbors.index(space, candidates, max(inputs.new_tokens, len(known)))
+            scores, ids = nearest(space, candidates, space.queries[known], self.options.k, progress=inputs.progress, index=index)
             ids = torch.where(scores >= self.options.threshold, ids, torch.full_like(ids, -1))
             kept = (ids >= 0).any(1)
             out[known] = combine(scores, ids, inputs.source, self.options.temperature)
@@ -130,7 +134,7 @@ class TokenAdaptInit(Initializer):
         del global_
         result[~(has_local | has_global)] = inputs.token_rows().mean(0)
         names = [
-            "tokenadapt" if l and g else "tokenadapt-local" if l else "tokenadapt-global" if g else "mean"
-            for l, g in zip(has_local.tolist(), has_global.tolist())
+            "tokenadapt" if local_ok and global_ok else "tokenadapt-local" if local_ok else "tokenadapt-global" if global_ok else "mean"
+            for local_ok, global_ok in zip(has_local.tolist(), has_global.tolist())
         ]
         return result, names

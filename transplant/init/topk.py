@@ -33,6 +33,7 @@ from .fvt import FvtInit
 
 PROGRESS_FROM = 10_000  # show the neighbour-search progress bar from this many new tokens on
 COMBINE_BATCH = 2048  # queries whose k neighbour rows are gathered at once
+ROW_BATCH = 65536  # new tokens per call of rows(): bounds the queries and results held at once
 
 
 @dataclass
@@ -69,12 +70,34 @@ def own_space(inputs: InitInputs, target_ids: list[int]) -> SimilaritySpace:
     return SimilaritySpace(inputs.source, queries, known)
 
 
-def nearest(space: SimilaritySpace, candidates: torch.Tensor, queries: torch.Tensor, k: int, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+class NeighborCache:
+    """One neighbour index per source tensor, kept across the batches of new tokens of one
+    tensor (building an HNSW graph over 49k rows takes ~10 s); rebuilt for another tensor."""
+
+    def __init__(self):
+        self._vectors: torch.Tensor | None = None
+        self._candidates: torch.Tensor | None = None
+        self._index: NeighborIndex | None = None
+
+    def index(self, space: SimilaritySpace, candidates: torch.Tensor, expected_queries: int) -> NeighborIndex:
+        same = self._vectors is space.source and self._candidates is not None and torch.equal(self._candidates, candidates)
+        if not same:
+            self._index = None  # free the old graph before building the new one
+            self._index = NeighborIndex(space.source[candidates], normalize=True, expected_queries=expected_queries)
+            self._vectors, self._candidates = space.source, candidates
+        return self._index
+
+
+def nearest(
+    space: SimilaritySpace, candidates: torch.Tensor, queries: torch.Tensor, k: int, progress: bool = True, index: NeighborIndex | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine similarities and source ids of the ``k`` nearest candidates of each query, best first.
 
     Ids are source ids (not positions among the candidates); -1 pads when fewer were found.
+    ``index`` is a prebuilt index over ``space.source[candidates]`` (see :class:`NeighborCache`).
     """
-    index = NeighborIndex(space.source[candidates], normalize=True, expected_queries=len(queries))
+    if index is None:
+        index = NeighborIndex(space.source[candidates], normalize=True, expected_queries=len(queries))
     scores, positions = index.search(queries, k, progress=progress and len(queries) >= PROGRESS_FROM)
     ids = torch.where(positions >= 0, candidates[positions.clamp_min(0)], torch.full_like(positions, -1))
     return scores, ids
@@ -112,10 +135,12 @@ class TopkInit(Initializer):
     name = "topk"
     Options = TopkOptions
     handles_bias = False
+    row_batch = ROW_BATCH
 
     def __init__(self, **options):
         super().__init__(**options)
         check_options(self.name, self.options.k, self.options.temperature)
+        self.neighbors = NeighborCache()
 
     def similarity_space(self, inputs: InitInputs, target_ids: list[int]) -> SimilaritySpace:
         """Where similarities are measured; the model's own space unless a subclass says otherwise."""
@@ -127,7 +152,8 @@ class TopkInit(Initializer):
         known = space.known.nonzero().squeeze(1)
         if len(known):
             candidates = candidate_ids(inputs, space)
-            scores, ids = nearest(space, candidates, space.queries[known], self.options.k, progress=inputs.progress)
+            index = self.neighbors.index(space, candidates, max(inputs.new_tokens, len(known)))
+            scores, ids = nearest(space, candidates, space.queries[known], self.options.k, progress=inputs.progress, index=index)
             result[known] = combine(scores, ids, inputs.source, self.options.temperature)
         names = ["topk" if flag else "mean" for flag in space.known.tolist()]
         return result, names

@@ -15,7 +15,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
-from ..files import cache_dir
+from ..files import atomic_file, cache_dir
 from ..errors import TransplantError
 from .vectors import StaticVectors, load_vectors
 
@@ -23,7 +23,7 @@ CC_URL = "https://dl.fbaipublicfiles.com/fasttext/vectors-crawl/cc.{lang}.300.bi
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
-def _open(url: str, timeout: float):
+def open_url(url: str, timeout: float):
     """``urlopen`` in a daemon thread, so a name lookup that hangs cannot hold us past ``timeout``."""
     result: dict = {}
 
@@ -50,21 +50,17 @@ def download_fasttext_vectors(lang: str, directory: Path | None = None, timeout:
     if target.is_file():
         return target
     url = url or CC_URL.format(lang=lang)
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f".{target.name}.{os.getpid()}.part"
     try:
-        response = _open(url, timeout)
-        with response, gzip.GzipFile(fileobj=response) as unpacked, open(partial, "wb") as out:
-            shutil.copyfileobj(unpacked, out, length=1 << 22)
-        os.replace(partial, target)
+        with atomic_file(target) as partial:
+            response = open_url(url, timeout)
+            with response, gzip.GzipFile(fileobj=response) as unpacked, open(partial, "wb") as out:
+                shutil.copyfileobj(unpacked, out, length=1 << 22)
     except (OSError, EOFError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         raise TransplantError(
             f"could not download {url} ({reason}); without internet, download cc.{lang}.300.bin elsewhere "
             "and pass its path to --source-vectors / --target-vectors"
         ) from None
-    finally:
-        partial.unlink(missing_ok=True)
     return target
 
 

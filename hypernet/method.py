@@ -2,16 +2,19 @@
 
 Train one with ``transplant hypernet train MODEL --corpus FILE -o DIR`` and pass ``--hypernet
 DIR``. Untrained it equals ``fvt``; exact matches are copied as with every method.
+
+The method registers itself: ``transplant``'s registry finds it through the ``transplant.methods``
+entry point in pyproject.toml, so the library never imports this package.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 
-from ..errors import TransplantError
-from . import register
-from .base import InitInputs, Initializer
+from transplant.errors import TransplantError
+from transplant.init import InitInputs, Initializer, register
 
 
 @dataclass
@@ -28,15 +31,15 @@ class HypernetInit(Initializer):
     def check(self) -> None:
         if self.options.hypernet is None:
             raise TransplantError("method 'hypernet' needs --hypernet DIR (train one with `transplant hypernet train`)")
-        from hypernet.io import load
-        from hypernet.model import Hypernet
+        from .io import load
+        from .model import Hypernet
 
         given = self.options.hypernet
         self.model = given if isinstance(given, Hypernet) else load(given)  # a bad directory fails before heavy work
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
-        from hypernet.io import check_base
-        from hypernet.model import predict
+        from .io import check_base
+        from .model import predict
 
         check_base(self.model, inputs.source, inputs.kind)
         mapping = inputs.mapping
