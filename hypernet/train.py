@@ -144,12 +144,13 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
 
     # --- the frozen base model and its vocabulary
     base_tokenizer = load_tokenizer(model)
-    base_model = load_model(model)
+    base_model = load_model(model, causal_for="the hypernetwork")
     base_vocab = Vocabulary.from_tokenizer(base_tokenizer)
     embeddings = base_model.get_input_embeddings().weight.detach().float()
     head = base_model.get_output_embeddings()
     tied = head is None or head.weight is base_model.get_input_embeddings().weight
     sources = {"input": embeddings} if tied else {"input": embeddings, "output": head.weight.detach().float()}
+    _check_supported(base_model, str(model))
     for parameter in base_model.parameters():
         parameter.requires_grad_(False)
 
@@ -250,8 +251,7 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
                     rows = _vocabulary_rows(hypernet, hypernet_module, mapping, active, sources, base_vocab, config.max_pieces, device)
                     # every process predicts the same rows; each runs the model on its share of
                     # the text and takes its share of the whole batch's mean loss
-                    hidden = base_model.base_model(inputs_embeds=rows["input"][local[mine].to(device)], attention_mask=mask[mine].to(device)).last_hidden_state
-                    logits = hidden @ rows["output" if "output" in rows else "input"].T
+                    logits = lm_logits(base_model, rows, local[mine].to(device), mask[mine].to(device))
                     targets = _local_labels(labels, active)[:, 1:]
                     lm_sum = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets[mine].reshape(-1).to(device), ignore_index=-100, reduction="sum")
                     lm_loss = lm_sum / (targets != -100).sum().clamp_min(1).to(device)
@@ -331,6 +331,39 @@ def _new_hypernet(label: str, sources: dict[str, torch.Tensor], config: TrainCon
     for kind, rows in sources.items():
         hypernet.set_scale(kind, rows)
     return hypernet
+
+
+def _check_supported(model, label: str) -> None:
+    """The hypernetwork predicts embedding and head rows; a model with other vocabulary-sized
+    weights (a head bias, BART's final_logits_bias) or no head is refused in one line."""
+    from transplant.core import other_vocab_tensors
+
+    head = model.get_output_embeddings()
+    if head is None:
+        raise TransplantError(f"{label} has no language-model head; the hypernetwork trains on causal language models")
+    others = ([f"{type(head).__name__}.bias"] if getattr(head, "bias", None) is not None else []) + list(other_vocab_tensors(model))
+    if others:
+        raise TransplantError(f"the hypernetwork predicts embedding and head rows only, not vocabulary-sized {', '.join(others)}; {label} has them")
+
+
+def lm_logits(model, rows: dict[str, torch.Tensor], ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The model's own forward pass with ``rows`` ("input", and "output" when untied) standing in
+    for its embedding and head weights, ``ids`` indexing those rows. Running the whole model (not
+    its body plus a matrix product) keeps what it does around the vocabulary: Gemma's embedding
+    scale, OPT's projections, logit soft-capping."""
+    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    replacement = {names[id(embeddings.weight)]: rows["input"]}  # a tied head follows its embedding
+    if "output" in rows:
+        replacement[names[id(head.weight)]] = rows["output"]
+    # the pad id names a row of the full vocabulary, not of these rows; it only masks gradients
+    padding, embeddings.padding_idx = getattr(embeddings, "padding_idx", None), None
+    try:
+        output = torch.func.functional_call(model, replacement, args=(), kwargs={"input_ids": ids, "attention_mask": attention_mask})
+    finally:
+        if padding is not None:
+            embeddings.padding_idx = padding
+    return output.logits
 
 
 def _learning_rate_factor(step: int, config: TrainConfig) -> float:

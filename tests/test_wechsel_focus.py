@@ -46,8 +46,9 @@ from transplant.static import (
 )
 from transplant.vocab import Vocabulary, build_mapping
 
-# the stand-ins for importing the reference packages, shared with bench/compare_methods.py
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+# the stand-ins for importing the reference packages, shared with bench/compare_methods.py;
+# appended, not put first: bench/multiprocess.py would shadow the package datasets imports
+sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
 from reference_packages import ReferenceUnavailable, import_reference
 
 LINES = 1200

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -37,6 +38,12 @@ def lines(start: int = 0, count: int = 600) -> tuple[str, ...]:
     """``count`` German lines of the sample text from line ``start`` on."""
     text = SAMPLE.read_text(encoding="utf-8").splitlines()
     return tuple(text[start : start + count])
+
+
+def write_lines(path: Path, count: int, start: int = 0) -> Path:
+    """A training-text file of ``lines(start, count)``, one line each."""
+    path.write_text("\n".join(lines(start, count)) + "\n", encoding="utf-8")
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,10 +234,19 @@ def permuted(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> tuple[PreTrai
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     vocab = spec["model"]["vocab"]
     special_ids = {t["id"] for t in spec["added_tokens"]}
-    movable = sorted(i for i in vocab.values() if i not in special_ids)
+    ids = vocab.values() if isinstance(vocab, dict) else range(len(vocab))  # Unigram: a list of [piece, score]
+    movable = sorted(i for i in ids if i not in special_ids)
     order = torch.randperm(len(movable), generator=torch.Generator().manual_seed(seed)).tolist()
     old_to_new = {old: movable[order[k]] for k, old in enumerate(movable)}
-    spec["model"]["vocab"] = {token: old_to_new.get(i, i) for token, i in vocab.items()}
+    if isinstance(vocab, dict):
+        spec["model"]["vocab"] = {token: old_to_new.get(i, i) for token, i in vocab.items()}
+    else:
+        shuffled_pieces = list(vocab)
+        for old, new in old_to_new.items():
+            shuffled_pieces[new] = vocab[old]
+        spec["model"]["vocab"] = shuffled_pieces
+        if spec["model"].get("unk_id") is not None:
+            spec["model"]["unk_id"] = old_to_new.get(spec["model"]["unk_id"], spec["model"]["unk_id"])
     shuffled = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), **_roles(tokenizer))
     shuffled.chat_template = tokenizer.chat_template
     new_to_old = list(range(len(tokenizer)))
@@ -240,7 +256,8 @@ def permuted(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> tuple[PreTrai
 
 
 def _roles(tokenizer) -> dict:
-    return {f"{r}_token": getattr(tokenizer, f"{r}_token") for r in ("bos", "eos", "unk", "pad") if getattr(tokenizer, f"{r}_token", None)}
+    roles = ("bos", "eos", "unk", "pad", "mask", "cls", "sep")
+    return {f"{r}_token": getattr(tokenizer, f"{r}_token") for r in roles if getattr(tokenizer, f"{r}_token", None)}
 
 
 ARCHITECTURES = {
@@ -267,3 +284,160 @@ def tiny_model(directory: Path, tokenizer, architecture: str = "llama", seed: in
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+# ---------------------------------------------------------------------------------------------
+# The architecture matrix: one tiny model per family people adapt, tied and untied
+
+
+def _with_roles(build, vocab_size: int, extra_specials: tuple[str, ...] = (), **roles):
+    """``build``'s tokenizer with the special tokens a family's models expect; a role whose token
+    the tokenizer lacks is added as a new special token (e.g. RoBERTa's ``<mask>``), and so are
+    ``extra_specials`` (Gemma 3's image tokens)."""
+
+    def make() -> PreTrainedTokenizerFast:
+        tokenizer = build(vocab_size)
+        if extra_specials:
+            tokenizer.add_special_tokens({"additional_special_tokens": list(extra_specials)})
+        vocab = tokenizer.get_vocab()
+        for role, content in roles.items():
+            if content is None:
+                setattr(tokenizer, f"{role}_token", None)
+            elif content in vocab:
+                setattr(tokenizer, f"{role}_token", content)
+            else:
+                tokenizer.add_special_tokens({f"{role}_token": content})
+        return tokenizer
+
+    return make
+
+
+GEMMA3_IMAGE_TOKENS = ("<start_of_image>", "<end_of_image>", "<image_soft_token>")  # boi, eoi, image
+# The tokenizer kinds of the matrix; each family's own and a target of another kind.
+MATRIX_TOKENIZERS = {
+    "byte_bpe": _with_roles(byte_level_bpe, 400),
+    "byte_bpe_masked": _with_roles(byte_level_bpe, 400, bos="<|im_start|>", eos="<|im_end|>", pad="<|endoftext|>", unk="<|endoftext|>", mask="<mask>"),
+    "sp_bpe": _with_roles(sentencepiece_bpe, 500),
+    "sp_bpe_image": _with_roles(sentencepiece_bpe, 500, extra_specials=GEMMA3_IMAGE_TOKENS),
+    "sp_unigram": _with_roles(sentencepiece_unigram, 400, bos=None),
+    "sp_unigram_masked": _with_roles(sentencepiece_unigram, 400, mask="<mask>"),
+    "wordpiece": _with_roles(wordpiece, 400),
+}
+MATRIX_TOKENIZERS_DESCRIBED = {
+    "sp_bpe_image": "SentencePiece BPE, byte fallback + image tokens",
+    "byte_bpe": "byte-level BPE",
+    "byte_bpe_masked": "byte-level BPE + `<mask>`",
+    "sp_bpe": "SentencePiece BPE, byte fallback",
+    "sp_unigram": "SentencePiece Unigram",
+    "sp_unigram_masked": "SentencePiece Unigram + `<mask>`",
+    "wordpiece": "WordPiece",
+}
+# A target tokenizer of another kind than each source kind.
+OTHER_KIND = {
+    "byte_bpe": "sp_bpe",
+    "byte_bpe_masked": "wordpiece",
+    "sp_bpe": "byte_bpe",
+    "sp_bpe_image": "byte_bpe",
+    "sp_unigram": "byte_bpe",
+    "sp_unigram_masked": "wordpiece",
+    "wordpiece": "byte_bpe_masked",
+}
+
+_DECODER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+_ENCODER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=160)
+_SEQ2SEQ_BART = dict(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+                     encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=160)
+_SEQ2SEQ_T5 = dict(d_model=32, d_ff=64, d_kv=8, num_layers=2, num_decoder_layers=2, num_heads=4)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture of the matrix: its transformers model type, task, tokenizer kind and a
+    tiny config (hidden 32, 2 layers). ``heads``: the head layouts it allows."""
+
+    model_type: str
+    task: str  # "causal", "masked" or "seq2seq"
+    tokenizer: str  # key of MATRIX_TOKENIZERS
+    config: dict
+    heads: tuple[str, ...] = ("tied", "untied")
+    note: str = ""  # what the family exercises
+    # column -> text of the one-line error it stops with (beyond the causal-only refusals)
+    refusals: dict = field(default_factory=dict)
+
+
+FAMILIES = {
+    "llama": Family("llama", "causal", "byte_bpe", _DECODER, note="Llama-3 layout"),
+    "mistral": Family("mistral", "causal", "sp_bpe", _DECODER),
+    "qwen2": Family("qwen2", "causal", "byte_bpe", _DECODER),
+    "qwen3": Family("qwen3", "causal", "byte_bpe", {**_DECODER, "head_dim": 8}),
+    "gemma2": Family("gemma2", "causal", "sp_bpe", {**_DECODER, "head_dim": 8, "final_logit_softcapping": 0.5},
+                     note="embedding scaled by √hidden, logits soft-capped"),
+    "gemma3_text": Family("gemma3_text", "causal", "sp_bpe", {**_DECODER, "head_dim": 8, "final_logit_softcapping": 0.5},
+                          note="scaled embedding module, logits soft-capped"),
+    "gemma3": Family("gemma3", "causal", "sp_bpe_image",
+                     dict(text_config={**_DECODER, "head_dim": 8, "final_logit_softcapping": 0.5},
+                          vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, image_size=28, patch_size=14),
+                          mm_tokens_per_image=4),
+                     note="multimodal: the text model nested in `text_config`, image-token ids in the config"),
+    "phi3": Family("phi3", "causal", "sp_bpe", _DECODER),
+    "olmo2": Family("olmo2", "causal", "byte_bpe", _DECODER),
+    "phi": Family("phi", "causal", "sp_bpe", {k: v for k, v in _DECODER.items() if k != "num_key_value_heads"}, note="Phi-1/2: head with a bias",
+                  refusals={"hypernet": "predicts embedding and head rows only"}),
+    "gpt2": Family("gpt2", "causal", "byte_bpe", dict(n_embd=32, n_layer=2, n_head=4, n_positions=160)),
+    "gpt_neox": Family("gpt_neox", "causal", "byte_bpe", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=160),
+                       note="Pythia; untied head `embed_out`"),
+    "bloom": Family("bloom", "causal", "byte_bpe", dict(hidden_size=32, n_layer=2, n_head=4), note="embedding layernorm"),
+    "opt": Family("opt", "causal", "byte_bpe", dict(hidden_size=32, word_embed_proj_dim=16, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=160),
+                  note="embeddings projected 16 → 32"),
+    "falcon": Family("falcon", "causal", "byte_bpe", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4)),
+    "bert": Family("bert", "masked", "wordpiece", _ENCODER, note="MLM decoder bias"),
+    "roberta": Family("roberta", "masked", "byte_bpe_masked", {**_ENCODER, "max_position_embeddings": 164}),
+    "xlm-roberta": Family("xlm-roberta", "masked", "sp_unigram_masked", {**_ENCODER, "max_position_embeddings": 164}),
+    "modernbert": Family("modernbert", "masked", "byte_bpe_masked", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=160, global_attn_every_n_layers=2, local_attention=16)),
+    # transformers 5 ties T5's and mT5's head to the shared embedding whatever the config says
+    # (T5Config and MT5Config force tie_word_embeddings=True): no untied cell.
+    "t5": Family("t5", "seq2seq", "sp_unigram", _SEQ2SEQ_T5, heads=("tied",), note="shared embedding, head scaled by d_model^-0.5; no untied head in transformers 5"),
+    "mt5": Family("mt5", "seq2seq", "sp_unigram", _SEQ2SEQ_T5, heads=("tied",), note="no untied head in transformers 5"),
+    "bart": Family("bart", "seq2seq", "byte_bpe_masked", _SEQ2SEQ_BART, note="`final_logits_bias` buffer"),
+    "mbart": Family("mbart", "seq2seq", "sp_unigram_masked", _SEQ2SEQ_BART, note="`final_logits_bias` buffer"),
+}
+
+AUTO_CLASSES = {"causal": "AutoModelForCausalLM", "masked": "AutoModelForMaskedLM", "seq2seq": "AutoModelForSeq2SeqLM"}
+
+
+def matrix_tokenizer(kind: str) -> PreTrainedTokenizerFast:
+    """A fresh tokenizer of ``MATRIX_TOKENIZERS[kind]``."""
+    return MATRIX_TOKENIZERS[kind]()
+
+
+def family_model(directory: Path, family: str, head: str, tokenizer, seed: int = 0, max_shard_size: str | None = None):
+    """Save a randomly initialised ``family`` model (``head`` "tied" or "untied") sized for
+    ``tokenizer`` to ``directory``, with its tokenizer and a generation config for generative
+    tasks; returns the model. Every bias and scale that touches the vocabulary is drawn at random
+    (not left at zero or one), so that a wrongly remapped one shows in the logits."""
+    import transformers
+
+    from transplant.checkpoint import quiet_transformers
+
+    spec = FAMILIES[family]
+    ids = {f"{r}_token_id": getattr(tokenizer, f"{r}_token_id", None) for r in ("bos", "eos", "pad", "cls", "sep", "mask")}
+    if spec.task == "seq2seq":
+        ids["decoder_start_token_id"] = tokenizer.pad_token_id if spec.model_type in ("t5", "mt5") else tokenizer.eos_token_id
+    if "text_config" in spec.config:  # a multimodal model: the vocabulary is its text model's
+        boi, eoi, image = tokenizer.convert_tokens_to_ids(list(GEMMA3_IMAGE_TOKENS))
+        text_config = {**spec.config["text_config"], "vocab_size": len(tokenizer), "tie_word_embeddings": head == "tied", **ids}
+        config = AutoConfig.for_model(spec.model_type, **{**spec.config, "text_config": text_config}, tie_word_embeddings=head == "tied",
+                                      boi_token_index=boi, eoi_token_index=eoi, image_token_index=image, **ids)
+    else:
+        config = AutoConfig.for_model(spec.model_type, vocab_size=len(tokenizer), tie_word_embeddings=head == "tied", **spec.config, **ids)
+    torch.manual_seed(seed)
+    model = getattr(transformers, AUTO_CLASSES[spec.task]).from_config(config)
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.numel() == len(tokenizer) and tensor.is_floating_point():
+                tensor.normal_()  # MLM decoder bias, BART's final_logits_bias [1, vocab]
+    model.eval()
+    with quiet_transformers():
+        model.save_pretrained(directory, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
+    tokenizer.save_pretrained(directory)
+    return model

@@ -49,19 +49,31 @@ class Checkpoint:
     output_key: str | None  # None when the head is tied and not stored
     output_bias_key: str | None  # e.g. BERT's MLM decoder bias
     tied: bool
-    auto_class: str  # AutoModelForCausalLM / AutoModelForMaskedLM / AutoModel
+    auto_class: str  # AutoModelForCausalLM / AutoModelForMaskedLM / AutoModelForSeq2SeqLM / AutoModel
     vocab_rows: int = 0
     source_label: str = ""  # what the user named (a .gguf file, a hub id)
+    # Other stored tensors with a vocabulary axis (BART's final_logits_bias [1, vocab], an untied
+    # BART's encoder and decoder embeddings): tensor name -> the axis that runs over the vocabulary.
+    other_vocab_axes: dict[str, int] = field(default_factory=dict)
 
     @property
     def vocab_keys(self) -> dict[str, str]:
-        """Role ("input", "output", "output_bias") -> tensor name, for tensors stored on disk."""
+        """Role -> tensor name, for the vocabulary tensors stored on disk: "input", "output",
+        "output_bias", and ``OTHER_ROLE + name`` for each other vocabulary-sized tensor."""
         keys = {"input": self.input_key}
         if self.output_key:
             keys["output"] = self.output_key
         if self.output_bias_key:
             keys["output_bias"] = self.output_bias_key
+        keys.update({OTHER_ROLE + name: name for name in self.other_vocab_axes})
         return keys
+
+    def vocab_axis(self, key: str) -> int:
+        """The axis of tensor ``key`` that runs over the vocabulary (0 for embeddings and heads)."""
+        return self.other_vocab_axes.get(key, 0)
+
+
+OTHER_ROLE = "other:"  # role prefix of vocabulary tensors that are neither embedding nor head
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,8 +177,8 @@ def open_checkpoint(spec: str | os.PathLike) -> Checkpoint:
     except (OSError, json.JSONDecodeError) as error:
         raise TransplantError(f"cannot read {directory / 'config.json'}: {error}") from None
     tensor_files = _tensor_files(directory)
-    module_keys, auto_class = _vocab_module_keys(directory)
     names = list(tensor_files)
+    module_keys, auto_class, other_axes = _vocab_module_keys(directory, names)
     input_key = _find_key(module_keys["input"], names)
     if input_key is None:
         raise TransplantError(f"{directory}: no input embedding tensor found (looked for {module_keys['input']})")
@@ -176,8 +188,14 @@ def open_checkpoint(spec: str | os.PathLike) -> Checkpoint:
     bias_key = _find_key(module_keys.get("output_bias"), names)
     tied = output_key is None
     rows = _tensor_shape(tensor_files[input_key], input_key)[0]
+    known = {input_key, output_key, bias_key}
+    others = {}
+    for aliases, axis in other_axes:
+        key = _find_key(aliases, names)
+        if key is not None and key not in known:  # not stored (a non-persistent buffer): nothing to remap
+            others[key] = axis
     checkpoint = Checkpoint(
-        directory, config, tensor_files, input_key, output_key, bias_key, tied, auto_class, rows, str(spec)
+        directory, config, tensor_files, input_key, output_key, bias_key, tied, auto_class, rows, str(spec), others
     )
     _check_no_other_vocab_tensors(checkpoint)
     return checkpoint
@@ -216,11 +234,41 @@ def _tensor_shape(path: Path, key: str) -> tuple[int, ...]:
     return tuple(torch.load(path, map_location="meta", weights_only=True, mmap=True)[key].shape)
 
 
-def _vocab_module_keys(directory: Path) -> tuple[dict[str, list[str]], str]:
+# Head classes in the order they are tried for a config whose architecture none of them names.
+_AUTO_CLASSES = {
+    "AutoModelForCausalLM": "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",
+    "AutoModelForMaskedLM": "MODEL_FOR_MASKED_LM_MAPPING_NAMES",
+    "AutoModelForSeq2SeqLM": "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
+    "AutoModel": "MODEL_MAPPING_NAMES",
+}
+
+
+def _auto_class_order(config) -> list[str]:
+    """The Auto classes to build ``config`` with: first the one whose mapping names the
+    checkpoint's own architecture (T5ForConditionalGeneration -> AutoModelForSeq2SeqLM)."""
+    from transformers.models.auto import modeling_auto
+
+    architectures = getattr(config, "architectures", None) or []
+    order = list(_AUTO_CLASSES)
+    for auto_name, mapping_name in _AUTO_CLASSES.items():
+        named = getattr(modeling_auto, mapping_name).get(config.model_type)
+        named = named if isinstance(named, (list, tuple)) else [named]
+        if any(architecture in named for architecture in architectures):
+            order.remove(auto_name)
+            return [auto_name, *order]
+    if architectures and not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForMaskedLM")) for a in architectures):
+        return ["AutoModel", *order[:-1]]
+    return order
+
+
+def _vocab_module_keys(directory: Path, stored: list[str]) -> tuple[dict[str, list[str]], str, list[tuple[list[str], int]]]:
     """Build the model on the meta device and ask it which parameters hold the vocabulary.
 
     This is generic: whatever the architecture, ``get_input_embeddings`` and
-    ``get_output_embeddings`` name the modules, so no per-model table is needed.
+    ``get_output_embeddings`` name the modules, so no per-model table is needed; every other
+    tensor whose shape follows ``vocab_size`` is returned too (aliases, vocabulary axis). Each
+    alias list also holds the ``stored`` names that transformers renames to one of its names on
+    loading (GPT-NeoX stores its head as ``embed_out`` and loads it as ``lm_head``).
     """
     import transformers
     from transformers import AutoConfig
@@ -231,13 +279,7 @@ def _vocab_module_keys(directory: Path) -> tuple[dict[str, list[str]], str]:
         if is_remote_code_refusal(error):
             raise remote_code_error(f"model {directory}") from None
         raise TransplantError(f"{directory}: unreadable config.json ({error})") from None
-    architectures = getattr(config, "architectures", None) or []
-    order = ["AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoModel"]
-    if any(a.endswith("ForMaskedLM") for a in architectures):
-        order = ["AutoModelForMaskedLM", "AutoModelForCausalLM", "AutoModel"]
-    elif architectures and not any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in architectures):
-        order = ["AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM"]
-    for auto_name in order:
+    for auto_name in _auto_class_order(config):
         try:
             with torch.device("meta"), quiet_transformers():
                 model = getattr(transformers, auto_name).from_config(config, trust_remote_code=remote_code_allowed())
@@ -246,8 +288,11 @@ def _vocab_module_keys(directory: Path) -> tuple[dict[str, list[str]], str]:
         # A parameter can have several names (tied weights, BERT's decoder bias); keep them all
         # and let the checkpoint's own key names decide which one is stored.
         aliases: dict[int, list[str]] = {}
-        for name, parameter in model.named_parameters(remove_duplicate=False):
-            aliases.setdefault(id(parameter), []).append(name)
+        for name, tensor in _named_tensors(model):
+            aliases.setdefault(id(tensor), []).append(name)
+        legacy = _legacy_names(model, stored)
+        for names in aliases.values():
+            names.extend(legacy[name] for name in list(names) if name in legacy)
         keys = {"input": aliases[id(model.get_input_embeddings().weight)]}
         head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         if head is not None:
@@ -255,8 +300,64 @@ def _vocab_module_keys(directory: Path) -> tuple[dict[str, list[str]], str]:
             bias = getattr(head, "bias", None)
             if bias is not None and bias.dim() == 1:
                 keys["output_bias"] = aliases[id(bias)]
-        return keys, auto_name
+        claimed = {name for names in keys.values() for name in names}
+        by_name = dict(_named_tensors(model))
+        others = [
+            (aliases[id(by_name[name])], axis)
+            for name, axis in vocabulary_axes(model).items()
+            if name not in claimed and name == aliases[id(by_name[name])][0]
+        ]
+        return keys, auto_name, others
     raise TransplantError(f"{directory}: transformers cannot build model type '{config.model_type}'")
+
+
+def _legacy_names(model, stored: list[str]) -> dict[str, str]:
+    """Model name -> stored name for the checkpoint keys that transformers renames on loading
+    (its per-architecture conversion mapping). Only plain renamings count: a tensor that is
+    split or merged on loading is not a vocabulary tensor of any model transplant handles."""
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
+
+        transforms = get_model_conversion_mapping(model)
+        renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
+        converters = [t for t in transforms if isinstance(t, WeightConverter)]
+        renamed = {name: rename_source_key(name, renamings, converters)[0] for name in stored}
+    except (ImportError, AttributeError, TypeError):  # a transformers without conversion mappings
+        return {}
+    return {new: old for old, new in renamed.items() if new != old}
+
+
+def _named_tensors(model):
+    """Every parameter and buffer under each of its names (tied ones repeat)."""
+    yield from model.named_parameters(remove_duplicate=False)
+    yield from model.named_buffers(remove_duplicate=False)
+
+
+def vocabulary_axes(model) -> dict[str, int]:
+    """Name -> vocabulary axis of every parameter and buffer of ``model`` whose shape follows
+    its config's ``vocab_size``: found by building the same class on the meta device with one
+    more token and comparing shapes, so no list of architectures (or of names such as
+    ``final_logits_bias``) is needed."""
+    import copy
+
+    config = copy.deepcopy(model.config)
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    size = getattr(text_config, "vocab_size", None)
+    if size is None:
+        return {}
+    for holder in {id(config): config, id(text_config): text_config}.values():
+        if getattr(holder, "vocab_size", None) is not None:
+            holder.vocab_size = size + 1
+    with torch.device("meta"), quiet_transformers():
+        grown = type(model)._from_config(config)
+    grown_shapes = {name: tuple(tensor.shape) for name, tensor in _named_tensors(grown)}
+    axes = {}
+    for name, tensor in _named_tensors(model):
+        other = grown_shapes.get(name)
+        if other is not None and other != tuple(tensor.shape) and len(other) == tensor.dim():
+            axes[name] = next(axis for axis, (a, b) in enumerate(zip(tensor.shape, other)) if a != b)
+    return axes
 
 
 def _find_key(aliases: list[str] | None, names: list[str]) -> str | None:
@@ -266,7 +367,7 @@ def _find_key(aliases: list[str] | None, names: list[str]) -> str | None:
             return alias
     for alias in aliases or []:
         parts = alias.split(".")
-        for start in range(1, len(parts)):
+        for start in range(len(parts)):  # the whole alias under a prefix first, then shorter tails
             suffix = ".".join(parts[start:])
             hits = [n for n in names if n == suffix or n.endswith("." + suffix)]
             if len(hits) == 1:
@@ -275,6 +376,8 @@ def _find_key(aliases: list[str] | None, names: list[str]) -> str | None:
 
 
 def _check_no_other_vocab_tensors(checkpoint: Checkpoint) -> None:
+    """A safety net for tensors the model class does not know (so ``vocabulary_axes`` cannot
+    see them) that look like vocabulary tensors: refuse rather than copy them unchanged."""
     known = set(checkpoint.vocab_keys.values())
     rows = checkpoint.vocab_rows
     by_file: dict[Path, list[str]] = {}

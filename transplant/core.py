@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from . import init as initializers
-from .checkpoint import open_checkpoint, read_tensor, write_checkpoint
+from .checkpoint import OTHER_ROLE, open_checkpoint, read_tensor, vocabulary_axes, write_checkpoint
 from .errors import TransplantError
 from .files import OutputClaim, atomic_directory, refuse_overlap
 from .finite import describe_rows, nonfinite_rows, require_finite
@@ -48,9 +49,11 @@ class TransplantReport:
         }
 
 
-def plan(source_tokenizer, target_tokenizer, add_missing: bool = False, progress: bool = True):
-    """Map the target vocabulary onto the source one, checking the special tokens first."""
+def plan(source_tokenizer, target_tokenizer, add_missing: bool = False, progress: bool = True, config: dict | None = None):
+    """Map the target vocabulary onto the source one, checking the special tokens first
+    (those ``config`` names outside the roles, such as image tokens, included)."""
     source = Vocabulary.from_tokenizer(source_tokenizer)
+    source.config_markers = {i for i in config_token_ids(config or {}) if i in source.special}
     added = add_missing_special_tokens(source, target_tokenizer) if add_missing else []
     target = Vocabulary.from_tokenizer(target_tokenizer)
     target.require_ordinary_tokens("the new tokenizer")
@@ -68,7 +71,23 @@ def _why_required(source: Vocabulary, index: int) -> str:
     reasons = [source.role_of(index)] if source.role_of(index) else []
     if index in source.template_markers:
         reasons.append("chat template")
+    if index in source.config_markers:
+        reasons.append("named by the model config")
     return ", ".join(reasons)
+
+
+def is_token_key(key: str) -> bool:
+    """Config keys holding a token id: the roles, and names such as ``image_token_index``."""
+    return key in TOKEN_ID_KEYS or bool(re.search(r"_token_(id|index)$", key))
+
+
+def config_token_ids(config: dict) -> set[int]:
+    """Token ids a config (and its nested text config) names under keys outside the roles."""
+    found = {v for k, v in config.items() if is_token_key(k) and k not in TOKEN_ID_KEYS and isinstance(v, int)}
+    for sub in ("text_config", "decoder"):
+        if isinstance(config.get(sub), dict):
+            found |= config_token_ids(config[sub])
+    return found
 
 
 def new_vocab_tensors(
@@ -99,13 +118,23 @@ def new_vocab_tensors(
     out, rules = {}, {}
     for role, tensor in tensors.items():
         generator = torch.Generator().manual_seed(seed)
-        inputs = initializers.InitInputs(mapping, sources[role], role, generator, progress)
-        chosen = initializer if role != "output_bias" or initializer.handles_bias else initializers.get("fvt")
+        kind = _tensor_kind(role, sources[role])
+        inputs = initializers.InitInputs(mapping, sources[role], kind, generator, progress)
+        chosen = initializer if kind != "output_bias" or initializer.handles_bias else initializers.get("fvt")
         matrix, rule_names = chosen.initialize(inputs, size)
         require_finite(matrix, f"the new {names.get(role, role)} built by '{chosen.name}'")
         out[role] = matrix.reshape(size, *tensor.shape[1:]).to(tensor.dtype)
         rules[role] = rule_names
     return out, rules
+
+
+def _tensor_kind(role: str, rows: torch.Tensor) -> str:
+    """What an initialiser is told it rebuilds: the role itself for embedding, head and head bias;
+    another vocabulary tensor is a bias when it has one value per token (BART's
+    final_logits_bias), an embedding otherwise (an untied BART's encoder embeddings)."""
+    if not role.startswith(OTHER_ROLE):
+        return role
+    return "output_bias" if rows.shape[1] == 1 else "input"
 
 
 def _unusable_source_rows(sources: dict[str, torch.Tensor], names: dict[str, str], skip: bool) -> set[int]:
@@ -143,11 +172,8 @@ def remap_config(config: dict, mapping: VocabMapping) -> dict:
     config = copy.deepcopy(config)
     if "vocab_size" in config:
         config["vocab_size"] = len(mapping.target)
-    for sub in ("text_config", "decoder"):
-        if isinstance(config.get(sub), dict) and "vocab_size" in config[sub]:
-            config[sub]["vocab_size"] = len(mapping.target)
-    for key in TOKEN_ID_KEYS:
-        if key in config and config[key] is not None:
+    for key in [k for k in config if is_token_key(k)]:
+        if isinstance(config[key], (int, list)) and not isinstance(config[key], bool):
             old = config[key]
             config[key] = _remap_ids(old, mapping, key)
             if config[key] is None and key in REQUIRED_ROLE_IDS and _names_special_token(old, mapping):
@@ -156,6 +182,9 @@ def remap_config(config: dict, mapping: VocabMapping) -> dict:
                     f"the model's config sets {key}={old} ({content}), which the new tokenizer lacks; train it with "
                     "`transplant train-tokenizer --like MODEL` or pass --add-missing-special-tokens"
                 )
+    for sub in ("text_config", "decoder"):  # a config that nests its text model (Gemma 3, ...)
+        if isinstance(config.get(sub), dict):
+            config[sub] = remap_config(config[sub], mapping)
     return config
 
 
@@ -176,6 +205,8 @@ def _remap_ids(value, mapping: VocabMapping, key: str):
     if candidates:
         return candidates[0]
     role = key.removesuffix("_token_id")
+    if role not in mapping.target.roles:  # decoder_start: T5 starts with its pad token
+        role = mapping.source.role_of(value) or role
     return mapping.target.roles.get(role)
 
 
@@ -210,8 +241,9 @@ def convert(
         refuse_overlap(out_dir, [checkpoint.directory])  # a .gguf's cached directory, a hub snapshot
         source_tokenizer = load_tokenizer(checkpoint.directory)
         target_tokenizer = load_tokenizer(new_tokenizer) if not isinstance(new_tokenizer, PreTrainedTokenizerBase) else new_tokenizer
-        mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress)
-        stored = {role: read_tensor(checkpoint, key) for role, key in checkpoint.vocab_keys.items()}
+        mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress, checkpoint.config)
+        # every vocabulary tensor with its vocabulary axis first, as the initialisers expect
+        stored = {role: read_tensor(checkpoint, key).movedim(checkpoint.vocab_axis(key), 0) for role, key in checkpoint.vocab_keys.items()}
         tensors, rules = new_vocab_tensors(
             mapping, stored, method, options, seed, progress, names=checkpoint.vocab_keys, skip_nonfinite_rows=skip_nonfinite_rows
         )
@@ -223,7 +255,7 @@ def convert(
         write_checkpoint(
             checkpoint,
             output,
-            {checkpoint.vocab_keys[role]: tensor for role, tensor in tensors.items()},
+            {key: tensors[role].movedim(0, checkpoint.vocab_axis(key)) for role, key in checkpoint.vocab_keys.items()},
             config,
             remap_config(generation, mapping) if generation is not None else None,
             target_tokenizer.save_pretrained,
@@ -295,7 +327,7 @@ def transplant(
     if source_tokenizer is None:
         raise TransplantError("pass source_tokenizer= with an in-memory model")
     target_tokenizer = load_tokenizer(new_tokenizer) if not isinstance(new_tokenizer, PreTrainedTokenizerBase) else new_tokenizer
-    mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress)
+    mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress, model.config.to_dict())
     embeddings = model.get_input_embeddings()
     head = model.get_output_embeddings()
     tied = head is not None and head.weight is embeddings.weight
@@ -304,35 +336,86 @@ def transplant(
         stored["output"] = head.weight.detach()
     if head is not None and getattr(head, "bias", None) is not None:
         stored["output_bias"] = head.bias.detach()
+    others = other_vocab_tensors(model)
+    stored.update({OTHER_ROLE + name: tensor.detach().movedim(axis, 0) for name, (tensor, axis) in others.items()})
     tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress, skip_nonfinite_rows=skip_nonfinite_rows)
     install_vocab_tensors(model, tensors, tied)
-    for key, value in remap_config(model.config.to_dict(), mapping).items():
-        if key == "vocab_size" or key in TOKEN_ID_KEYS:
-            setattr(model.config, key, value)
+    _install_other_vocab_tensors(model, {name: tensors[OTHER_ROLE + name].movedim(0, axis) for name, (_, axis) in others.items()})
+    _remap_loaded_config(model.config, mapping)
     if getattr(model, "generation_config", None) is not None:
-        for key in TOKEN_ID_KEYS:
-            value = getattr(model.generation_config, key, None)
-            if value is not None:
-                setattr(model.generation_config, key, _remap_ids(value, mapping, key))
+        for key, value in remap_config(model.generation_config.to_dict(), mapping).items():
+            if is_token_key(key):
+                setattr(model.generation_config, key, value)
     _carry_model_conventions(source_tokenizer, target_tokenizer)
     report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
     return model, target_tokenizer, report
 
 
+def _remap_loaded_config(config, mapping: VocabMapping) -> None:
+    """``remap_config`` applied to a loaded config object, nested text config included."""
+    remapped = remap_config(config.to_dict(), mapping)
+    for holder, values in ((config, remapped), (getattr(config, "text_config", None), remapped.get("text_config"))):
+        if holder is None or not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if key == "vocab_size" or is_token_key(key):
+                setattr(holder, key, value)
+
+
+def other_vocab_tensors(model: PreTrainedModel) -> dict[str, tuple[torch.Tensor, int]]:
+    """Name -> (tensor, vocabulary axis) of the model's vocabulary-sized parameters and buffers
+    other than the input embedding, the head and its bias (BART's final_logits_bias, ...)."""
+    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
+    claimed = {id(embeddings.weight)}
+    if head is not None:
+        claimed |= {id(head.weight), id(getattr(head, "bias", None))}
+    tensors = dict(model.named_parameters(remove_duplicate=False)) | dict(model.named_buffers(remove_duplicate=False))
+    found: dict[str, tuple[torch.Tensor, int]] = {}
+    for name, axis in vocabulary_axes(model).items():
+        tensor = tensors[name]
+        if id(tensor) not in claimed:
+            claimed.add(id(tensor))  # tied aliases are rebuilt once
+            found[name] = (tensor, axis)
+    return found
+
+
+def _install_other_vocab_tensors(model: PreTrainedModel, tensors: dict[str, torch.Tensor]) -> None:
+    """Put rebuilt vocabulary tensors in place, as parameters or buffers like the originals."""
+    for name, tensor in tensors.items():
+        owner_name, _, attribute = name.rpartition(".")
+        owner = model.get_submodule(owner_name)
+        if attribute in owner._parameters:
+            setattr(owner, attribute, torch.nn.Parameter(tensor.clone(), requires_grad=owner._parameters[attribute].requires_grad))
+        else:
+            owner._buffers[attribute] = tensor.clone()
+
+
 def install_vocab_tensors(model: PreTrainedModel, tensors: dict[str, torch.Tensor], tied: bool) -> None:
-    """Swap the vocabulary weights in place, keeping the modules (and subclasses like Gemma's)."""
-    embeddings = model.get_input_embeddings()
-    embeddings.weight = torch.nn.Parameter(tensors["input"].clone())
-    embeddings.num_embeddings = tensors["input"].shape[0]
-    if getattr(embeddings, "padding_idx", None) is not None:
-        embeddings.padding_idx = None  # the old pad id means nothing in the new vocabulary
-    head = model.get_output_embeddings()
+    """Swap the vocabulary weights in place, keeping the modules (and subclasses like Gemma's).
+
+    Every module sharing the old weight gets the new one: a tied BART's encoder and decoder
+    embeddings are modules of their own around the shared weight."""
+    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
+    old_head = head.weight if head is not None else None
+    new_input = torch.nn.Parameter(tensors["input"].clone())
+    _replace_weight(model, embeddings.weight, new_input)
     if head is None:
         return
-    head.weight = embeddings.weight if tied else torch.nn.Parameter(tensors["output"].clone())
+    if not tied:
+        _replace_weight(model, old_head, torch.nn.Parameter(tensors["output"].clone()))
+    head.weight = new_input if tied else head.weight
     if "output_bias" in tensors:
         head.bias = torch.nn.Parameter(tensors["output_bias"].clone())
     head.out_features = tensors["input"].shape[0]
+
+
+def _replace_weight(model: PreTrainedModel, old: torch.nn.Parameter, new: torch.nn.Parameter) -> None:
+    for module in model.modules():
+        if module._parameters.get("weight") is old:
+            module.weight = new
+            if isinstance(module, torch.nn.Embedding):
+                module.num_embeddings = new.shape[0]
+                module.padding_idx = None  # the old pad id means nothing in the new vocabulary
 
 
 def save(model: PreTrainedModel, tokenizer, out_dir: str | Path, report: TransplantReport | None = None, overwrite: bool = False) -> Path:

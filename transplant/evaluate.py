@@ -125,6 +125,7 @@ def bits_per_byte(
     pieces = segments(text, segment_bytes)
     if not pieces:
         raise TransplantError(f"{file}: nothing to score")
+    context = min(context, _max_positions(model) or context)
     start = start_token(tokenizer)
     encoded = tokenizer(pieces, add_special_tokens=False)["input_ids"]
     windows = []  # (ids, number of leading positions whose predictions are not scored)
@@ -164,6 +165,15 @@ def bits_per_byte(
         segments=len(pieces),
         seconds=time.perf_counter() - started,
     )
+
+
+def _max_positions(model) -> int | None:
+    """The longest input a model with learned positions takes (GPT-2's n_positions, OPT's)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    for key in ("n_positions", "max_position_embeddings"):
+        if isinstance(getattr(config, key, None), int):
+            return getattr(config, key)
+    return None
 
 
 def _windows(ids: list[int], context: int) -> list[tuple[list[int], int]]:

@@ -25,7 +25,7 @@ def load_tokenizer(spec: str | os.PathLike):
             if path.is_dir():
                 if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.txt")):
                     raise TransplantError(f"{path} holds no tokenizer (no tokenizer.json)")
-                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote_code_allowed())
+                tokenizer = _as_saved(AutoTokenizer.from_pretrained(path, trust_remote_code=remote_code_allowed()), path)
             elif path.exists():
                 raise TransplantError(f"{path} is not a tokenizer directory, tokenizer.json or .gguf file")
             elif looks_like_hub_id(spec):
@@ -43,6 +43,24 @@ def load_tokenizer(spec: str | os.PathLike):
     return tokenizer
 
 
+def _as_saved(tokenizer, directory: Path):
+    """``tokenizer``, or the directory's ``tokenizer.json`` as saved where AutoTokenizer rebuilt
+    the pipeline: for some model types (qwen2, ...) transformers forces its own tokenizer class,
+    which rebuilds a byte-level pipeline around the vocabulary and would split the text of a
+    transplanted SentencePiece or WordPiece tokenizer wrongly."""
+    from transformers import PreTrainedTokenizerFast
+
+    saved = directory / "tokenizer.json"
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not saved.is_file():
+        return tokenizer
+    expected, loaded = json.loads(saved.read_text(encoding="utf-8")), json.loads(backend.to_str())
+    parts = ("normalizer", "pre_tokenizer")
+    if all(expected.get(part) == loaded.get(part) for part in parts) and expected["model"].get("type") == loaded["model"].get("type"):
+        return tokenizer
+    return PreTrainedTokenizerFast.from_pretrained(directory)
+
+
 def _from_tokenizer_json(path: Path):
     """A bare ``tokenizer.json``: roles come from a ``tokenizer_config.json`` beside it, if any."""
     from transformers import PreTrainedTokenizerFast
@@ -55,12 +73,24 @@ def _from_tokenizer_json(path: Path):
     return PreTrainedTokenizerFast(tokenizer_file=str(path), **roles)
 
 
-def load_model(spec: str | os.PathLike, dtype=None):
-    """A transformers model from a directory, ``.gguf`` file or hub id, with the right head class."""
+def require_causal(checkpoint, spec, purpose: str) -> None:
+    """Refuse, in one line, a model that is not a causal language model for ``purpose``."""
+    if checkpoint.auto_class != "AutoModelForCausalLM":
+        kind = {"AutoModelForMaskedLM": "a masked", "AutoModelForSeq2SeqLM": "a sequence-to-sequence"}.get(checkpoint.auto_class, "not a causal")
+        raise TransplantError(f"{purpose} trains causal language models; {spec} is {kind} language model ({checkpoint.config.get('model_type')})")
+
+
+def load_model(spec: str | os.PathLike, dtype=None, causal_for: str | None = None):
+    """A transformers model from a directory, ``.gguf`` file or hub id, with the right head class.
+
+    ``causal_for`` names a use that needs a causal language model ("the hypernetwork"): any other
+    model is refused in one line."""
     import torch
     import transformers
 
     checkpoint = open_checkpoint(spec)
+    if causal_for is not None:
+        require_causal(checkpoint, spec, causal_for)
     auto = getattr(transformers, checkpoint.auto_class)
     try:
         with quiet_transformers():

@@ -21,11 +21,12 @@ import torch
 from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
+from ..checkpoint import open_checkpoint
 from ..errors import TransplantError
 from ..evaluate import bits_per_byte, read_text
 from ..files import OutputClaim, input_fingerprint, refuse_other_inputs, remember_inputs, text_fingerprint
 from ..finite import require_finite
-from ..loading import load_model, load_tokenizer
+from ..loading import load_model, load_tokenizer, require_causal
 from ..training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, process_state, save_checkpoint, step_generator
 from ..vocab import Vocabulary, boundary_token_mask
 from .data import Batch, Example, collate, make_examples
@@ -171,6 +172,8 @@ def _distill(teacher, student, texts, out: Path, output: OutputClaim | None, con
         refuse_other_inputs(run_dir / INPUTS_FILE, fingerprints)
 
     # models, tokenizers and the vocabulary facts the objectives need
+    for spec in (teacher, student):
+        require_causal(open_checkpoint(spec), spec, "distillation")
     teacher_tokenizer, student_tokenizer = load_tokenizer(teacher), load_tokenizer(student)
     teacher_vocab, student_vocab = Vocabulary.from_tokenizer(teacher_tokenizer), Vocabulary.from_tokenizer(student_tokenizer)
     examples = make_examples(text, teacher_vocab, student_vocab, config.segment_bytes, config.max_length)

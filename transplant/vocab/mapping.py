@@ -84,7 +84,10 @@ def build_mapping(source: Vocabulary, target: Vocabulary, progress: bool = True)
         matches[target_id], kinds[target_id] = source_id, "special"
     for target_id, key in enumerate(target.canonical):
         if key is not None and key in source.index:
-            matches[target_id], kinds[target_id] = source.index[key], "exact"
+            # a byte token is copied from the source's own byte token where it has one (their
+            # rows differ from the regular token's of the same bytes)
+            same_kind = source.byte_token_index.get(key) if target._is_byte_token(target_id) else None
+            matches[target_id], kinds[target_id] = same_kind if same_kind is not None else source.index[key], "exact"
     pieces, origins = decompose_all(source, target, progress=progress)
     return VocabMapping(
         source, target, matches, kinds, pieces, origins, missing_special_tokens(source, target)

@@ -23,8 +23,9 @@ def match_special_tokens(source: Vocabulary, target: Vocabulary) -> dict[int, in
 
 
 def required_special_tokens(source: Vocabulary) -> set[int]:
-    """Source specials the converted model cannot work without: bos/eos and chat-template markers."""
-    required = set(source.template_markers)
+    """Source specials the converted model cannot work without: bos/eos, chat-template markers
+    and the specials its config names (image tokens)."""
+    required = set(source.template_markers) | set(source.config_markers)
     required.update(source.roles[role] for role in ("bos", "eos") if role in source.roles)
     return required
 
@@ -32,7 +33,7 @@ def required_special_tokens(source: Vocabulary) -> set[int]:
 def missing_special_tokens(source: Vocabulary, target: Vocabulary) -> list[int]:
     """Required source specials that no target token stands for.
 
-    A chat-template marker must exist in the target with the same text (the template names it);
+    A chat-template or config marker must exist in the target with the same text (it is named);
     a bos/eos token may also be stood for by the target token that has the same role.
     """
     target_contents = set(target.special.values()) | {s for s in target.strings if s is not None}
@@ -42,7 +43,8 @@ def missing_special_tokens(source: Vocabulary, target: Vocabulary) -> list[int]:
         if content in target_contents:
             continue
         role = source.role_of(index)
-        if index not in source.template_markers and role is not None and role in target.roles:
+        named = index in source.template_markers or index in source.config_markers
+        if not named and role is not None and role in target.roles:
             continue
         missing.append(index)
     return missing

@@ -33,6 +33,9 @@ class Vocabulary:
     special: dict[int, str]  # id -> content of special tokens
     roles: dict[str, int]  # role -> id, e.g. {"bos": 1, "eos": 2}
     template_markers: set[int] = field(default_factory=set)  # special ids the chat template uses
+    # special ids the model's config names outside the roles (Gemma 3's image_token_index): like
+    # template markers, the new tokenizer needs them with the same text
+    config_markers: set[int] = field(default_factory=set)
 
     @classmethod
     def from_tokenizer(cls, tokenizer: PreTrainedTokenizerBase) -> "Vocabulary":
@@ -92,6 +95,12 @@ class Vocabulary:
             if current is None or (self._is_byte_token(current) and not self._is_byte_token(index)):
                 found[key] = index
         return found
+
+    @cached_property
+    def byte_token_index(self) -> dict[tuple[bytes, bool], int]:
+        """Canonical form -> id of the byte-fallback tokens (``<0x41>``), which ``index`` gives
+        up to the regular token of the same bytes."""
+        return {self.canonical[i]: i for i in range(len(self)) if self.canonical[i] is not None and self._is_byte_token(i)}
 
     @cached_property
     def surface_index(self) -> dict[bytes, int]:
