@@ -292,15 +292,18 @@ def generate(models, prompt, weights, max_bytes, temperature, seed, quiet):
 @click.option("--corpus", "corpora", multiple=True, required=True, type=click.Path(path_type=Path), help="UTF-8 training text (repeatable).")
 @click.option("--vocab-size", type=POSITIVE, required=True, help="Target vocabulary size, special tokens included.")
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output tokenizer directory.")
-@click.option("--type", "kind", type=click.Choice(["bpe", "unigram"]), default="bpe", show_default=True)
+@click.option("--type", "kind", type=click.Choice(["bpe", "unigram", "superbpe"]), default="bpe", show_default=True, help="superbpe: BPE whose later merges may span words (needs --transition).")
+@click.option("--transition", type=POSITIVE, default=None, help="superbpe: vocabulary size at which learning moves from subwords to superwords.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_trust_remote_code_option
-def train_tokenizer_command(like, corpora, vocab_size, out, kind, overwrite, quiet):
-    """Train a BPE or Unigram tokenizer on text, in the same style as LIKE's tokenizer.
+def train_tokenizer_command(like, corpora, vocab_size, out, kind, transition, overwrite, quiet):
+    """Train a BPE, Unigram or SuperBPE tokenizer on text, in the same style as LIKE's tokenizer.
 
     The new tokenizer keeps LIKE's normalizer, pre-tokenizer, decoder, special tokens and chat
-    template, so a model transplanted onto it keeps working with its usual prompts.
+    template, so a model transplanted onto it keeps working with its usual prompts. SuperBPE
+    (Liu et al. 2025) learns ordinary BPE up to --transition tokens, then merges across spaces:
+    far fewer tokens per byte; only its pre-tokenizer's whitespace rule differs from LIKE's.
     """
     from .evaluate import tokenizer_stats
     from .files import OutputClaim
@@ -310,7 +313,7 @@ def train_tokenizer_command(like, corpora, vocab_size, out, kind, overwrite, qui
     with OutputClaim(out, inputs=[like, *corpora], overwrite=overwrite) as output:
         source = load_tokenizer(like)
         lines = corpus_lines(list(corpora))
-        tokenizer = train_tokenizer(source, lines, vocab_size, kind, progress=not quiet)
+        tokenizer = train_tokenizer(source, lines, vocab_size, kind, progress=not quiet, transition=transition)
         with output.partial() as tmp:
             tokenizer.save_pretrained(tmp)
     sample = "\n".join(lines[-2000:])
