@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -47,6 +48,7 @@ def main():
     transplant eval MODEL [MODEL ...] --text held_out.txt [--ensemble]
     transplant generate MODEL [MODEL ...] --prompt "Es war einmal"
     transplant train-tokenizer --like MODEL --corpus text.txt --vocab-size 32000 -o tok/
+    transplant tokenizer-report TOK [TOK ...] --text de.txt --text fr.txt -o report/
     transplant distill --teacher MODEL --student OUT --text train.txt -o RECOVERED
     transplant hypernet train MODEL --corpus text.txt -o hypernet/
     transplant demo
@@ -320,6 +322,43 @@ def train_tokenizer_command(like, corpora, vocab_size, out, kind, transition, ov
     before, after = tokenizer_stats(source, sample), tokenizer_stats(tokenizer, sample)
     click.echo(f"wrote {out}: {len(tokenizer)} tokens ({kind})")
     click.echo(f"bytes per token on the corpus tail: {before['bytes_per_token']:.3f} ({like}) -> {after['bytes_per_token']:.3f} (new)")
+
+
+@main.command(name="tokenizer-report")
+@click.argument("tokenizers", nargs=-1, required=True)
+@click.option("--text", "texts", multiple=True, required=True, type=click.Path(path_type=Path), help="UTF-8 text, e.g. one per language (repeatable); named by its file name.")
+@click.option("--max-bytes", type=POSITIVE, default=None, help="Use at most this many bytes of each file (cut at a line).")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), default=None, help="Also write a directory with report.md, report.json and tokenizers.png.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per (tokenizer, text) per line.")
+@_trust_remote_code_option
+def tokenizer_report(tokenizers, texts, max_bytes, out, overwrite, as_json):
+    """Compare tokenizers on texts: bytes per token, tokens per word (fertility), share of words
+    split into several tokens, share of whole-word tokens, and how much of each vocabulary is used.
+
+    TOKENIZER is a tokenizer directory, tokenizer.json, model directory or .gguf file.
+    """
+    from .evaluate import read_text
+    from .files import OutputClaim
+    from .loading import load_tokenizer
+    from .table import format_table
+    from .tokenizer_report import HEADERS, measure, table_rows, write_report
+
+    with contextlib.ExitStack() as stack:
+        claim = stack.enter_context(OutputClaim(out, inputs=[*tokenizers, *texts], overwrite=overwrite)) if out is not None else None
+        documents = {Path(path).name.removesuffix(".txt"): read_text(path, max_bytes) for path in texts}
+        loaded = {spec: load_tokenizer(spec) for spec in tokenizers}
+        sizes = {spec: len(tokenizer) for spec, tokenizer in loaded.items()}
+        results = [measure(tokenizer, text, label=spec, name=name) for spec, tokenizer in loaded.items() for name, text in documents.items()]
+        if as_json:
+            for result in results:
+                click.echo(json.dumps(result.to_json()))
+        else:
+            click.echo(format_table(HEADERS, table_rows(results, sizes)))
+        if claim is not None:
+            with claim.partial() as tmp:
+                write_report(results, sizes, tmp)
+            click.echo(f"wrote {out}/ (report.md, report.json, tokenizers.png)")
 
 
 @main.command()
