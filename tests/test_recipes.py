@@ -198,7 +198,7 @@ def test_recipe_smoke_german_quick(tmp_path):
     assert rows["fvt"]["bits_per_byte"] < rows["mean"]["bits_per_byte"]
     report = (out / "report.md").read_text()
     for text in ("| fvt (default) |", "bytes per token", "## Wall times", "python", "transplant convert", "transplant train-tokenizer",
-                 "Tokenizer quality", "| new | de.test.txt | 4096 |", "transplant tokenizer-report"):
+                 "Tokenizer quality", "| new | held_out.txt | 4096 |", "transplant tokenizer-report"):
         assert text in report
     assert (out / "bits_per_byte.png").stat().st_size > 1000 and (out / "bytes_per_token.png").stat().st_size > 1000
     from transformers import AutoConfig, AutoTokenizer
