@@ -9,8 +9,9 @@
 2. SmolLM2 transplanted (fvt, zero-shot) onto each; bits per byte on the first --eval-bytes of
    de.test.txt (`transplant eval`).
 3. For each of --languages: a BPE tokenizer for that language, the fvt transplant onto it, and
-   the byte-level ensemble original + transplant (equal weights) against each member alone
-   (`transplant eval --ensemble`), on the first --eval-bytes of LANG.test.txt.
+   the byte-level ensemble original + transplant (equal weights, and 3:1 and 1:3 from the same
+   predictions) against each member alone (`transplant eval --ensemble`), on the first
+   --eval-bytes of LANG.test.txt.
 
 Writes bench/out/byte_level.json and prints each step's numbers.
 """
@@ -100,7 +101,8 @@ def main() -> None:
             student = ByteLevelModel(load_model(model_dir), load_tokenizer(model_dir), label=f"fvt transplant ({language} BPE {args.vocab_size})")
             text = read_text(SHARED / f"{language}.test.txt", args.eval_bytes)
             started = time.perf_counter()
-            result = ensemble_bits_per_byte(ByteEnsemble([original, student]), text, segment_bytes=2048, file=f"{language}.test.txt", progress=False)
+            result = ensemble_bits_per_byte(ByteEnsemble([original, student]), text, segment_bytes=2048, file=f"{language}.test.txt", progress=False,
+                                            other_weights=([3, 1], [1, 3]))
             token_level = {
                 label: bits_per_byte(member.model, member.tokenizer, text, progress=False).bits_per_byte
                 for label, member in (("original", original), ("transplant", student))

@@ -143,6 +143,8 @@ def test_ensemble_across_tokenizers_is_a_distribution_and_mixes_the_members(tmp_
     expected = 0.25 * first.next_byte_distribution("Die Sonne sch") + 0.75 * second.next_byte_distribution("Die Sonne sch")
     assert torch.allclose(mixed, expected, atol=1e-12)
     assert float(mixed.sum()) == pytest.approx(1.0, abs=1e-12)
+    result = ensemble_bits_per_byte(ensemble, "Die Sonne scheint.\n", segment_bytes=64, progress=False, other_weights=([1, 0], [0, 2], [1, 3]))
+    assert [value for _, value in result.other_weights] == pytest.approx([result.members[0][1], result.members[1][1], result.ensemble], abs=1e-12)
     mixture, members = ensemble.text_log_probs("Die Sonne scheint.")
     assert all(len(m) == len("Die Sonne scheint.".encode()) for m in members)  # the lead " " is not scored
     # the mixture of two probabilities lies between them

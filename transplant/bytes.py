@@ -48,7 +48,7 @@ from __future__ import annotations
 import codecs
 import math
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
@@ -293,9 +293,13 @@ class ByteEnsemble:
         for member in self.members:
             values, tokens = member.byte_log_probs(text)
             members.append(values[tokens.lead :])
-        stacked = torch.stack(members)
-        log_weights = torch.tensor(self.weights, dtype=torch.float64).log().unsqueeze(1)
-        return torch.logsumexp(stacked + log_weights, dim=0), members
+        return mix(members, self.weights), members
+
+
+def mix(members: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """Per-byte log-probabilities of the mixture ``sum_m w_m p_m`` (weights summing to 1)."""
+    log_weights = torch.tensor(weights, dtype=torch.float64).log().unsqueeze(1)
+    return torch.logsumexp(torch.stack(members) + log_weights, dim=0)
 
 
 def generate(model: ByteLevelModel | ByteEnsemble, prompt: str, max_bytes: int, *, temperature: float = 0.0, seed: int = 0, progress: bool = False) -> bytes:
@@ -331,14 +335,21 @@ class EnsembleResult:
     segments: int
     members: list[tuple[str, float]]  # (label, byte-level bits per byte alone), in order
     ensemble: float  # bits per byte of the mixture
+    other_weights: list[tuple[list[float], float]] = field(default_factory=list)  # (weights, bits per byte) of further mixtures
 
     def to_json(self) -> dict:
-        return {"file": self.file, "bytes": self.bytes, "segments": self.segments, "members": [{"model": label, "bits_per_byte": value} for label, value in self.members], "ensemble": self.ensemble}
+        return {
+            "file": self.file, "bytes": self.bytes, "segments": self.segments,
+            "members": [{"model": label, "bits_per_byte": value} for label, value in self.members], "ensemble": self.ensemble,
+            "other_weights": [{"weights": weights, "bits_per_byte": value} for weights, value in self.other_weights],
+        }
 
 
-def ensemble_bits_per_byte(ensemble: ByteEnsemble, text: str, *, segment_bytes: int, file: str = "text", progress: bool = True) -> EnsembleResult:
+def ensemble_bits_per_byte(ensemble: ByteEnsemble, text: str, *, segment_bytes: int, file: str = "text", progress: bool = True,
+                           other_weights: tuple[list[float], ...] = ()) -> EnsembleResult:
     """Bits per byte of each member and of the mixture on the same segments as ``transplant eval``
-    (each segment scored from a start token; the bytes are the text's own, leads not counted)."""
+    (each segment scored from a start token; the bytes are the text's own, leads not counted).
+    ``other_weights``: further mixtures of the same members, scored from the same predictions."""
     from tqdm.auto import tqdm
 
     from .evaluate import segments
@@ -347,12 +358,15 @@ def ensemble_bits_per_byte(ensemble: ByteEnsemble, text: str, *, segment_bytes: 
     pieces = segments(text, segment_bytes)
     if not pieces:
         raise TransplantError(f"{file}: nothing to score")
-    mixture, alone = 0.0, [0.0] * len(ensemble.members)
+    others = [[w / sum(weights) for w in weights] for weights in other_weights]
+    mixture, alone, other = 0.0, [0.0] * len(ensemble.members), [0.0] * len(others)
     for piece in tqdm(pieces, desc="scoring the ensemble", disable=not progress, leave=False):
         mixed, members = ensemble.text_log_probs(piece)
         mixture -= float(mixed.sum())
         for m, values in enumerate(members):
             alone[m] -= float(values.sum())
+        for n, weights in enumerate(others):
+            other[n] -= float(mix(members, weights).sum())
     size = sum(len(p.encode("utf-8")) for p in pieces)
     require_finite_number(mixture, f"the ensemble's loss on {file}")
     scale = 1 / math.log(2) / size
@@ -362,4 +376,5 @@ def ensemble_bits_per_byte(ensemble: ByteEnsemble, text: str, *, segment_bytes: 
         segments=len(pieces),
         members=[(member.label, nll * scale) for member, nll in zip(ensemble.members, alone)],
         ensemble=mixture * scale,
+        other_weights=[(list(weights), nll * scale) for weights, nll in zip(other_weights, other)],
     )
