@@ -13,7 +13,8 @@
    predictions) against each member alone (`transplant eval --ensemble`), on the first
    --eval-bytes of LANG.test.txt.
 
-Writes bench/out/byte_level.json and prints each step's numbers.
+Writes bench/out/byte_level.json (a part skipped keeps its earlier numbers there) and prints each
+step's numbers.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     smol = resolve_model_dir(smollm2_gguf())
     like = load_tokenizer(smol)
-    results: dict = {"vocab_size": args.vocab_size, "transition": args.transition, "eval_bytes": args.eval_bytes}
     out_file = OUT / "byte_level.json"
+    # a run that skips a part keeps that part's earlier numbers
+    results: dict = json.loads(out_file.read_text()) if out_file.is_file() else {}
+    results.update({"vocab_size": args.vocab_size, "transition": args.transition, "eval_bytes": args.eval_bytes})
 
     def save():
         out_file.write_text(json.dumps(results, indent=2))
