@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from transformers import AutoModelForCausalLM
 
 from tiny import byte_level_bpe, sentencepiece_bpe, tiny_model, vocab_tokenizer, wordpiece
-from transplant.bytes import END, ByteEnsemble, ByteLevelModel, ensemble_bits_per_byte, generate, split_incomplete_utf8
+from transplant.bytes import END, ByteEnsemble, ByteLevelModel, byte_log_likelihood, ensemble_bits_per_byte, generate, next_byte_distribution, split_incomplete_utf8
 from transplant.cli import main
 from transplant.errors import TransplantError
 
@@ -94,6 +94,9 @@ def test_byte_log_likelihood_equals_token_log_likelihood_at_the_end_of_text(fami
         assert len(values) == len(tokens.stream) + 1
         expected = _token_log_likelihood(byte_model, tokens.ids + [byte_model.eos])
         assert float(values.sum()) == pytest.approx(expected, abs=1e-5)
+        # the function form scores the text's own bytes: the lead (SentencePiece's " ") is given
+        lead = float(values[: tokens.lead].sum())
+        assert byte_log_likelihood(byte_model.model, byte_model.tokenizer, text, end=True) + lead == pytest.approx(expected, abs=1e-5)
 
 
 def test_without_the_end_the_byte_likelihood_adds_the_tokens_that_run_past_the_text(family):
@@ -112,6 +115,7 @@ def test_next_byte_distribution_matches_the_written_out_sum(family, prefix):
     _, _, byte_model = family
     data = prefix.encode("utf-8")
     distribution = byte_model.next_byte_distribution(data)
+    assert torch.equal(distribution, next_byte_distribution(byte_model.model, byte_model.tokenizer, data))
     assert distribution.shape == (257,)
     assert float(distribution.sum()) == pytest.approx(1.0, abs=1e-12)
     assert torch.allclose(distribution, _brute_force_next_byte(byte_model, data), atol=1e-10)

@@ -247,6 +247,19 @@ class ByteLevelModel:
         return torch.tensor(values, dtype=torch.float64), tokens
 
 
+def next_byte_distribution(model, tokenizer, prefix: bytes | str) -> torch.Tensor:
+    """The 256 next-byte probabilities and, at index 256, the text's end (sum 1), after ``prefix``."""
+    return ByteLevelModel(model, tokenizer).next_byte_distribution(prefix)
+
+
+def byte_log_likelihood(model, tokenizer, text: str, end: bool = False) -> float:
+    """Natural-log likelihood of ``text``'s bytes (the tokenizer's lead byte given, not scored);
+    with ``end``, of the text followed by its end, which equals the token-level
+    ``log P(T) + log P(eos | T)`` minus the lead's log-probability."""
+    values, tokens = ByteLevelModel(model, tokenizer).byte_log_probs(text, end=end)
+    return float(values[tokens.lead :].sum())
+
+
 def _cumulative(log_probs: torch.Tensor, ids: list[int]) -> list[float]:
     """log P(ids[:i]) for i = 0..len(ids)."""
     out = [0.0]
