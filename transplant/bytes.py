@@ -197,7 +197,7 @@ class ByteLevelModel:
             if begin < len(stream) - self.index.max_length:
                 continue  # no token reaches from here to the end of the prefix
             tail = stream[begin:]
-            lo, longer, hi = self.index.span(tail)
+            _, longer, hi = self.index.span(tail)
             if longer < hi:
                 terms.append((i, longer, hi, len(tail)))
                 weights.append(history[i])
@@ -232,13 +232,13 @@ class ByteLevelModel:
             begin, finish = tokens.boundaries[i], tokens.boundaries[i + 1]
             probs = log_probs[i, self.index.ids].exp()  # in surface order
             for k in range(begin + 1, min(begin + self.index.max_length, size) + 1):
-                lo, longer, hi = self.index.span(tokens.stream[begin:k])
-                mass = float(probs[longer:hi].sum()) if longer < hi else 0.0
-                if k == finish:
-                    mass += math.exp(float(log_probs[i, tokens.ids[i]]))
-                if mass > 0:
-                    contributions[k].append(history[i] + math.log(mass))
-                elif k > finish:
+                _, longer, hi = self.index.span(tokens.stream[begin:k])
+                running_past = float(probs[longer:hi].sum()) if longer < hi else 0.0
+                if running_past > 0:
+                    contributions[k].append(history[i] + math.log(running_past))
+                if k == finish:  # in log space: the canonical token's term never underflows
+                    contributions[k].append(history[i] + float(log_probs[i, tokens.ids[i]]))
+                if running_past == 0 and k >= finish:
                     break
         cover = [0.0] + [_logsumexp(terms) for terms in contributions[1:]]
         values = [cover[k + 1] - cover[k] for k in range(size)]
