@@ -14,10 +14,12 @@ fertility can fall below 1, and it is never a whole-word token.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .errors import TransplantError
 from .evaluate import segments
 from .vocab import Vocabulary
 
@@ -96,6 +98,8 @@ def table_rows(results: list[TokenizerQuality], sizes: dict[str, int]) -> list[l
 
 def plot(results: list[TokenizerQuality], path: Path) -> None:
     """Grouped bars per text: bytes per token and tokens per word of each tokenizer."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise TransplantError("the report's plot needs matplotlib: pip install 'transplant[recipes]'")
     import matplotlib
 
     matplotlib.use("Agg")
