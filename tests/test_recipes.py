@@ -126,7 +126,7 @@ def test_unknown_method_and_missing_distillation(capsys):
 
 def test_help_explains_every_step():
     result = subprocess.run([sys.executable, str(RECIPES / "de.py"), "--help"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
-    for text in ("--corpus", "--hub", "--tokenizer", "--vectors", "--dictionary", "--all-methods", "--distill-tokens", "--quick", "--force"):
+    for text in ("--corpus", "--hub", "--tokenizer", "--tokenizer-type", "--transition", "--vectors", "--dictionary", "--all-methods", "--distill-tokens", "--quick", "--force"):
         assert text in result.stdout
 
 
@@ -197,7 +197,8 @@ def test_recipe_smoke_german_quick(tmp_path):
     assert rows["fvt"]["final"] and rows["fvt"]["bytes_per_token"] > rows["original"]["bytes_per_token"]
     assert rows["fvt"]["bits_per_byte"] < rows["mean"]["bits_per_byte"]
     report = (out / "report.md").read_text()
-    for text in ("| fvt (default) |", "bytes per token", "## Wall times", "python", "transplant convert", "transplant train-tokenizer"):
+    for text in ("| fvt (default) |", "bytes per token", "## Wall times", "python", "transplant convert", "transplant train-tokenizer",
+                 "Tokenizer quality", "| new | held_out.txt | 4096 |", "transplant tokenizer-report"):
         assert text in report
     assert (out / "bits_per_byte.png").stat().st_size > 1000 and (out / "bytes_per_token.png").stat().st_size > 1000
     from transformers import AutoConfig, AutoTokenizer

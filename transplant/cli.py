@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -44,8 +45,10 @@ def main():
 
     \b
     transplant convert MODEL NEW_TOKENIZER -o OUT --method fvt
-    transplant eval MODEL [MODEL ...] --text held_out.txt
+    transplant eval MODEL [MODEL ...] --text held_out.txt [--ensemble]
+    transplant generate MODEL [MODEL ...] --prompt "Es war einmal"
     transplant train-tokenizer --like MODEL --corpus text.txt --vocab-size 32000 -o tok/
+    transplant tokenizer-report TOK [TOK ...] --text de.txt --text fr.txt -o report/
     transplant distill --teacher MODEL --student OUT --text train.txt -o RECOVERED
     transplant hypernet train MODEL --corpus text.txt -o hypernet/
     transplant demo
@@ -174,19 +177,28 @@ def _parse_size(text: str) -> int:
 @click.option("--context", default=1024, show_default=True, type=click.IntRange(min=2), help="Tokens per scoring window (at least 2).")
 @click.option("--segment-bytes", default=2048, show_default=True, type=POSITIVE, help="Text is scored in segments of this many bytes, the same for every tokenizer.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per (model, file) per line.")
+@click.option("--ensemble", is_flag=True, help="Also score the MODELS as one byte-level ensemble (their tokenizers may differ), and each alone byte by byte.")
+@click.option("--weights", default=None, help="--ensemble: comma-separated mixture weights, one per model (default equal).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_trust_remote_code_option
-def evaluate(models, texts, max_bytes, context, segment_bytes, as_json, quiet):
+def evaluate(models, texts, max_bytes, context, segment_bytes, as_json, ensemble, weights, quiet):
     """Bits per byte, bytes per token and tokens per word of MODEL(s) on held-out text.
 
     Bits per byte is the only loss comparable across tokenizers: the sum of token losses in
     bits divided by the UTF-8 bytes scored. Give two models to compare them side by side.
+    With --ensemble, the models' next-byte probabilities are mixed (see `transplant generate`).
     """
     from .evaluate import bits_per_byte, is_causal_lm, read_text, tokenizer_stats
     from .loading import load_model, load_tokenizer
     from .table import format_table
 
+    if weights is not None and not ensemble:
+        raise click.UsageError("--weights needs --ensemble")
+    mixture_weights = _parse_weights(weights, len(models)) if ensemble else None
     documents = {str(path): read_text(path, max_bytes) for path in texts}
+    if ensemble:
+        _evaluate_ensemble(models, documents, mixture_weights, segment_bytes, as_json, quiet)
+        return
     rows, base = [], {}
     for spec in models:
         model = load_model(spec)
@@ -208,20 +220,92 @@ def evaluate(models, texts, max_bytes, context, segment_bytes, as_json, quiet):
         click.echo(format_table(headers, rows))
 
 
+def _parse_weights(text: str | None, count: int) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(item) for item in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not comma-separated numbers", param_hint="--weights") from None
+    if len(values) != count or any(not math.isfinite(v) or v < 0 for v in values) or sum(values) <= 0:
+        raise click.BadParameter(f"give {count} non-negative weights, not all zero (got '{text}')", param_hint="--weights")
+    return values
+
+
+def _byte_ensemble(models, weights):
+    from .bytes import ByteEnsemble, ByteLevelModel
+    from .evaluate import is_causal_lm
+    from .loading import load_model, load_tokenizer
+
+    members = []
+    for spec in models:
+        model = load_model(spec)
+        if not is_causal_lm(model):
+            raise TransplantError(f"{spec} is not a causal language model; byte-level probabilities need next-token predictions")
+        members.append(ByteLevelModel(model, load_tokenizer(spec), label=spec))
+    return ByteEnsemble(members, weights)
+
+
+def _evaluate_ensemble(models, documents, weights, segment_bytes, as_json, quiet):
+    from .bytes import ensemble_bits_per_byte
+    from .table import format_table
+
+    ensemble = _byte_ensemble(models, weights)
+    rows = []
+    for file, text in documents.items():
+        result = ensemble_bits_per_byte(ensemble, text, segment_bytes=segment_bytes, file=file, progress=not quiet)
+        if as_json:
+            click.echo(json.dumps(result.to_json()))
+        best = min(value for _, value in result.members)
+        for label, value in result.members:
+            rows.append([label, Path(file).name, value, None, result.bytes])
+        rows.append(["ensemble", Path(file).name, result.ensemble, result.ensemble - best, result.bytes])
+    if not as_json:
+        click.echo(format_table(["model (byte level)", "file", "bits/byte", "vs best member", "bytes"], rows))
+
+
+@main.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("--prompt", required=True, help="Text to continue; it may end mid-word or mid-character.")
+@click.option("--weights", default=None, help="Comma-separated mixture weights, one per model (default equal).")
+@click.option("--max-bytes", default=200, show_default=True, type=POSITIVE, help="Bytes to generate at most (stops earlier at the end of text).")
+@click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(min=0), help="0: greedy; otherwise sample from the next-byte distribution raised to 1/T.")
+@click.option("--seed", default=0, show_default=True, type=NON_NEGATIVE, help="Seed for sampling.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_trust_remote_code_option
+def generate(models, prompt, weights, max_bytes, temperature, seed, quiet):
+    """Continue PROMPT byte by byte with one model or an ensemble of models with any tokenizers.
+
+    Each model's next-byte distribution sums over the tokenizations that cover the text so far,
+    so a prompt ending mid-word continues the word (no prompt-boundary artefacts). Several
+    models are mixed byte by byte: e.g. an original model and its transplant.
+    """
+    from .bytes import generate as run_generate
+
+    if not math.isfinite(temperature):
+        raise click.BadParameter("must be a finite number", param_hint="--temperature")
+    ensemble = _byte_ensemble(models, _parse_weights(weights, len(models)))
+    produced = run_generate(ensemble, prompt, max_bytes, temperature=temperature, seed=seed, progress=not quiet)
+    click.echo(prompt + produced.decode("utf-8", errors="replace"))
+
+
 @main.command(name="train-tokenizer")
 @click.option("--like", required=True, help="Model or tokenizer whose pipeline and special tokens to copy.")
 @click.option("--corpus", "corpora", multiple=True, required=True, type=click.Path(path_type=Path), help="UTF-8 training text (repeatable).")
 @click.option("--vocab-size", type=POSITIVE, required=True, help="Target vocabulary size, special tokens included.")
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output tokenizer directory.")
-@click.option("--type", "kind", type=click.Choice(["bpe", "unigram"]), default="bpe", show_default=True)
+@click.option("--type", "kind", type=click.Choice(["bpe", "unigram", "superbpe"]), default="bpe", show_default=True, help="superbpe: BPE whose later merges may span words (needs --transition).")
+@click.option("--transition", type=POSITIVE, default=None, help="superbpe: vocabulary size at which learning moves from subwords to superwords.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_trust_remote_code_option
-def train_tokenizer_command(like, corpora, vocab_size, out, kind, overwrite, quiet):
-    """Train a BPE or Unigram tokenizer on text, in the same style as LIKE's tokenizer.
+def train_tokenizer_command(like, corpora, vocab_size, out, kind, transition, overwrite, quiet):
+    """Train a BPE, Unigram or SuperBPE tokenizer on text, in the same style as LIKE's tokenizer.
 
     The new tokenizer keeps LIKE's normalizer, pre-tokenizer, decoder, special tokens and chat
-    template, so a model transplanted onto it keeps working with its usual prompts.
+    template, so a model transplanted onto it keeps working with its usual prompts. SuperBPE
+    (Liu et al. 2025) learns ordinary BPE up to --transition tokens, then merges across spaces:
+    far fewer tokens per byte; only its pre-tokenizer's whitespace rule differs from LIKE's.
     """
     from .evaluate import tokenizer_stats
     from .files import OutputClaim
@@ -231,13 +315,50 @@ def train_tokenizer_command(like, corpora, vocab_size, out, kind, overwrite, qui
     with OutputClaim(out, inputs=[like, *corpora], overwrite=overwrite) as output:
         source = load_tokenizer(like)
         lines = corpus_lines(list(corpora))
-        tokenizer = train_tokenizer(source, lines, vocab_size, kind, progress=not quiet)
+        tokenizer = train_tokenizer(source, lines, vocab_size, kind, progress=not quiet, transition=transition)
         with output.partial() as tmp:
             tokenizer.save_pretrained(tmp)
     sample = "\n".join(lines[-2000:])
     before, after = tokenizer_stats(source, sample), tokenizer_stats(tokenizer, sample)
     click.echo(f"wrote {out}: {len(tokenizer)} tokens ({kind})")
     click.echo(f"bytes per token on the corpus tail: {before['bytes_per_token']:.3f} ({like}) -> {after['bytes_per_token']:.3f} (new)")
+
+
+@main.command(name="tokenizer-report")
+@click.argument("tokenizers", nargs=-1, required=True)
+@click.option("--text", "texts", multiple=True, required=True, type=click.Path(path_type=Path), help="UTF-8 text, e.g. one per language (repeatable); named by its file name.")
+@click.option("--max-bytes", type=POSITIVE, default=None, help="Use at most this many bytes of each file (cut at a line).")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), default=None, help="Also write a directory with report.md, report.json and tokenizers.png.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per (tokenizer, text) per line.")
+@_trust_remote_code_option
+def tokenizer_report(tokenizers, texts, max_bytes, out, overwrite, as_json):
+    """Compare tokenizers on texts: bytes per token, tokens per word (fertility), share of words
+    split into several tokens, share of whole-word tokens, and how much of each vocabulary is used.
+
+    TOKENIZER is a tokenizer directory, tokenizer.json, model directory or .gguf file.
+    """
+    from .evaluate import read_text
+    from .files import OutputClaim
+    from .loading import load_tokenizer
+    from .table import format_table
+    from .tokenizer_report import HEADERS, measure, table_rows, write_report
+
+    with contextlib.ExitStack() as stack:
+        claim = stack.enter_context(OutputClaim(out, inputs=[*tokenizers, *texts], overwrite=overwrite)) if out is not None else None
+        documents = {Path(path).name.removesuffix(".txt"): read_text(path, max_bytes) for path in texts}
+        loaded = {spec: load_tokenizer(spec) for spec in tokenizers}
+        sizes = {spec: len(tokenizer) for spec, tokenizer in loaded.items()}
+        results = [measure(tokenizer, text, label=spec, name=name) for spec, tokenizer in loaded.items() for name, text in documents.items()]
+        if as_json:
+            for result in results:
+                click.echo(json.dumps(result.to_json()))
+        else:
+            click.echo(format_table(HEADERS, table_rows(results, sizes)))
+        if claim is not None:
+            with claim.partial() as tmp:
+                write_report(results, sizes, tmp)
+            click.echo(f"wrote {out}/ (report.md, report.json, tokenizers.png)")
 
 
 @main.command()

