@@ -197,7 +197,7 @@ def _stage1_words(stage1, stage2_pre, lines: list[str], to_char: dict[str, str])
         for line, encoding in zip(batch, encodings):
             cuts = [end for _, (_, end) in stage2_pre.pre_tokenize_str(line)]
             pieces, current, cut = [], [], 0
-            for token, (begin, end) in zip(encoding.tokens, encoding.offsets):
+            for token, (begin, _end) in zip(encoding.tokens, encoding.offsets):
                 while cut < len(cuts) and begin >= cuts[cut]:
                     if current:
                         pieces.append("".join(current))
