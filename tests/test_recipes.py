@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -186,9 +187,12 @@ def test_recipe_smoke_german_quick(tmp_path):
     if not (shared_dir(RECIPES / "de.py") / "corpus" / "de.train.txt").is_file():
         pytest.skip("../shared/corpus is not available")
     out = tmp_path / "de"
-    command = [sys.executable, str(RECIPES / "de.py"), "--quick", "--threads", "2", "--quiet", "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    options = ["--quick", "--threads", "2", "--quiet", "--out", str(out)]
+    # first as an installed command from an unrelated directory, then as the checkout's script
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    first = subprocess.run([shutil.which("transplant"), "recipe", "de", *options], cwd=elsewhere, capture_output=True, text=True, env=env, check=False)
     assert first.returncode == 0, first.stderr[-3000:]
 
     results = json.loads((out / "results.json").read_text())
@@ -197,7 +201,7 @@ def test_recipe_smoke_german_quick(tmp_path):
     assert rows["fvt"]["final"] and rows["fvt"]["bytes_per_token"] > rows["original"]["bytes_per_token"]
     assert rows["fvt"]["bits_per_byte"] < rows["mean"]["bits_per_byte"]
     report = (out / "report.md").read_text()
-    for text in ("| fvt (default) |", "bytes per token", "## Wall times", "python", "transplant convert", "transplant train-tokenizer",
+    for text in ("| fvt (default) |", "bytes per token", "## Wall times", "transplant recipe de --quick", "transplant convert", "transplant train-tokenizer",
                  "Tokenizer quality", "| new | held_out.txt | 4096 |", "transplant tokenizer-report"):
         assert text in report
     assert (out / "bits_per_byte.png").stat().st_size > 1000 and (out / "bytes_per_token.png").stat().st_size > 1000
@@ -207,11 +211,10 @@ def test_recipe_smoke_german_quick(tmp_path):
 
     # as if interrupted while scoring mean: that step is gone, every other one is reused
     work = tmp_path / "de.work"
-    import shutil
-
     shutil.rmtree(work / "score-mean")
-    second = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    second = subprocess.run([sys.executable, str(RECIPES / "de.py"), *options], cwd=elsewhere, capture_output=True, text=True, env=env, check=False)
     assert second.returncode == 0, second.stderr[-3000:]
     rebuilt = json.loads((out / "results.json").read_text())["steps"]
     assert [s["step"] for s in rebuilt if not s["reused"]] == ["score-mean"]
     assert not [p for p in tmp_path.rglob("*partial*")]
+    assert "recipes/de.py --quick" in (out / "report.md").read_text()
