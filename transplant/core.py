@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from . import init as initializers
 from .checkpoint import open_checkpoint, read_tensor, write_checkpoint
 from .errors import TransplantError
-from .loading import load_tokenizer
+from .loading import load_model, load_tokenizer
 from .vocab import Vocabulary, VocabMapping, add_missing_special_tokens, build_mapping
 
+# Where an untied head goes in a checkpoint whose head was tied (every causal LM class here names it so)
+UNTIED_HEAD_KEY = "lm_head.weight"
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "decoder_start_token_id", "sep_token_id", "cls_token_id", "mask_token_id")
 REPORT_FILE = "transplant_report.json"
 
@@ -31,6 +34,7 @@ class TransplantReport:
     token_rules: list[str]  # rule that set each new token's input embedding
     seconds: float = 0.0
     added_special_tokens: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)  # what the method measured (Initializer.report)
 
     def to_json(self) -> dict:
         return {
@@ -40,6 +44,7 @@ class TransplantReport:
             "rules": self.rules,
             "added_special_tokens": self.added_special_tokens,
             "seconds": round(self.seconds, 2),
+            "details": self.details,
             "token_rules": self.token_rules,
         }
 
@@ -69,19 +74,28 @@ def _why_required(source: Vocabulary, index: int) -> str:
 def new_vocab_tensors(
     mapping: VocabMapping,
     tensors: dict[str, torch.Tensor],
-    method: str,
+    method: str | initializers.Initializer,
     options: dict,
     seed: int = 0,
     progress: bool = True,
+    model: initializers.ModelAccess | None = None,
+    tied: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, list[str]]]:
-    """Rebuild each vocabulary tensor (role -> tensor) for the target vocabulary with ``method``."""
-    initializer = initializers.get(method, **options)
+    """Rebuild each vocabulary tensor (role -> tensor) for the target vocabulary with ``method``.
+
+    ``model`` gives methods that run the model (tokendistill) the model and both tokenizers.
+    When ``tied`` and the method unties the head, the result also has an "output" role, built
+    from the tied matrix: the caller then stores a head of its own.
+    """
+    initializer = method if isinstance(method, initializers.Initializer) else initializers.get(method, **options)
     size = len(mapping.target)
+    if tied and "output" not in tensors and initializer.unties_head():
+        tensors = {**tensors, "output": tensors["input"]}  # the tied head is the input matrix
     out, rules = {}, {}
     for role, tensor in tensors.items():
         generator = torch.Generator().manual_seed(seed)
         source = tensor.float().reshape(tensor.shape[0], -1)
-        inputs = initializers.InitInputs(mapping, source, role, generator, progress)
+        inputs = initializers.InitInputs(mapping, source, role, generator, progress, model)
         chosen = initializer if role != "output_bias" or initializer.handles_bias else initializers.get("fvt")
         matrix, names = chosen.initialize(inputs, size)
         out[role] = matrix.reshape(size, *tensor.shape[1:]).to(tensor.dtype)
@@ -89,10 +103,18 @@ def new_vocab_tensors(
     return out, rules
 
 
-def _report(method, options, mapping, rules, seconds, added) -> TransplantReport:
+def _report(method, options, mapping, rules, seconds, added, details=None) -> TransplantReport:
     counts = {role: dict(collections.Counter(names)) for role, names in rules.items()}
-    plain = {key: str(value) if isinstance(value, Path) else value for key, value in options.items()}  # JSON-ready
-    return TransplantReport(method, plain, mapping.summary(), counts, rules["input"], seconds, added)
+    plain = {key: _plain(value) for key, value in options.items()}  # JSON-ready
+    return TransplantReport(method, plain, mapping.summary(), counts, rules["input"], seconds, added, details or {})
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
 def remap_config(config: dict, mapping: VocabMapping) -> dict:
@@ -143,25 +165,32 @@ def convert(
 ) -> TransplantReport:
     """Write ``out_dir``: ``model`` moved onto ``new_tokenizer``. Only vocabulary tensors are loaded."""
     started = time.perf_counter()
-    initializers.get(method, **options)  # fail on a bad method or option before any heavy work
+    initializer = initializers.get(method, **options)  # fail on a bad method or option before any heavy work
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise TransplantError(f"output {out_dir} exists; pass --overwrite to replace it")
+    if overwrite and not options.get("resume"):
+        shutil.rmtree(run_directory(out_dir), ignore_errors=True)  # start over, as --overwrite says
     checkpoint = open_checkpoint(model)
     source_tokenizer = load_tokenizer(checkpoint.directory)
     target_tokenizer = load_tokenizer(new_tokenizer) if not isinstance(new_tokenizer, PreTrainedTokenizerBase) else new_tokenizer
     mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress)
     stored = {role: read_tensor(checkpoint, key) for role, key in checkpoint.vocab_keys.items()}
-    tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress)
+    access = initializers.ModelAccess(lambda: load_model(checkpoint.directory), source_tokenizer, target_tokenizer, run_directory(out_dir))
+    tensors, rules = new_vocab_tensors(mapping, stored, initializer, options, seed, progress, access, checkpoint.tied)
     del stored  # the source rows are no longer needed; free them before copying the rest
-    report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
+    report = _report(method, options, mapping, rules, time.perf_counter() - started, added, initializer.report())
     config = remap_config(checkpoint.config, mapping)
+    keys = dict(checkpoint.vocab_keys)
+    if checkpoint.tied and "output" in tensors:  # the method untied the head: store it
+        keys["output"] = UNTIED_HEAD_KEY
+        config["tie_word_embeddings"] = False
     generation = _read_json(checkpoint.directory / "generation_config.json")
     _carry_model_conventions(source_tokenizer, target_tokenizer)
     write_checkpoint(
         checkpoint,
         out_dir,
-        {checkpoint.vocab_keys[role]: tensor for role, tensor in tensors.items()},
+        {keys[role]: tensor for role, tensor in tensors.items()},
         config,
         remap_config(generation, mapping) if generation is not None else None,
         target_tokenizer.save_pretrained,
@@ -171,7 +200,13 @@ def convert(
         progress=progress,
     )
     report.seconds = time.perf_counter() - started
+    shutil.rmtree(access.run_dir, ignore_errors=True)  # the output is complete: its resume state is spent
     return report
+
+
+def run_directory(out_dir: Path) -> Path:
+    """Where a resumable method keeps its checkpoints while ``out_dir`` is being made."""
+    return out_dir.parent / f".{out_dir.name}.convert-run"
 
 
 def _read_json(path: Path) -> dict | None:
@@ -212,10 +247,8 @@ def transplant(
 
     ``model`` is a loaded transformers model (then pass ``source_tokenizer``) or a path/hub id.
     """
-    from .loading import load_model
-
     started = time.perf_counter()
-    initializers.get(method, **options)
+    initializer = initializers.get(method, **options)
     if not isinstance(model, PreTrainedModel):
         source_tokenizer = source_tokenizer or load_tokenizer(model)
         model = load_model(model)
@@ -231,7 +264,11 @@ def transplant(
         stored["output"] = head.weight.detach()
     if head is not None and getattr(head, "bias", None) is not None:
         stored["output_bias"] = head.bias.detach()
-    tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress)
+    access = initializers.ModelAccess(lambda: copy.deepcopy(model), source_tokenizer, target_tokenizer)
+    tensors, rules = new_vocab_tensors(mapping, stored, initializer, options, seed, progress, access, tied)
+    if tied and "output" in tensors:  # the method untied the head
+        tied = False
+        model.config.tie_word_embeddings = False
     install_vocab_tensors(model, tensors, tied)
     for key, value in remap_config(model.config.to_dict(), mapping).items():
         if key == "vocab_size" or key in TOKEN_ID_KEYS:
@@ -242,7 +279,7 @@ def transplant(
             if value is not None:
                 setattr(model.generation_config, key, _remap_ids(value, mapping, key))
     _carry_model_conventions(source_tokenizer, target_tokenizer)
-    report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
+    report = _report(method, options, mapping, rules, time.perf_counter() - started, added, initializer.report())
     return model, target_tokenizer, report
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import Callable, ClassVar
 
 import torch
 
@@ -16,6 +17,20 @@ SPECIAL = "special"
 
 
 @dataclass
+class ModelAccess:
+    """What a method that runs the model itself (``tokendistill``) gets beyond embedding rows.
+
+    The model is loaded only when ``load_model`` is called, so methods that only mix rows never
+    pay for it. ``run_dir`` is a scratch directory beside the output for resumable checkpoints.
+    """
+
+    load_model: Callable[[], object]  # the source model (transformers), in full precision
+    source_tokenizer: object
+    target_tokenizer: object
+    run_dir: Path | None = None
+
+
+@dataclass
 class InitInputs:
     """One vocabulary tensor to rebuild: input embeddings, output head, or head bias (as [rows, 1])."""
 
@@ -24,6 +39,7 @@ class InitInputs:
     kind: str  # "input", "output" or "output_bias"
     generator: torch.Generator
     progress: bool = True  # whether long steps may show progress bars
+    model: ModelAccess | None = None  # the source model and both tokenizers, for methods that run it
 
     def token_rows(self) -> torch.Tensor:
         """Source rows of real tokens: no special tokens, no padding rows beyond the tokenizer."""
@@ -45,6 +61,15 @@ class Initializer:
     # Methods built on similarities between embedding rows have nothing to say about a head's
     # bias vector; for them the bias is rebuilt by ``fvt``.
     handles_bias: ClassVar[bool] = True
+
+    def unties_head(self) -> bool:
+        """True when a tied model's head should get rows of its own (an "output" role built from
+        the tied matrix): a method whose input rows are learned may want the head left as init."""
+        return False
+
+    def report(self) -> dict:
+        """Anything the method measured (budgets, timings) for the conversion report."""
+        return {}
 
     def __init__(self, **options):
         known = {f.name for f in dataclasses.fields(self.Options)}
