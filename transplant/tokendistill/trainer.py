@@ -207,7 +207,7 @@ def distill_rows(
             snippets = [make_snippet(text, spelling, int(found[t][step % len(found[t])]), settings.snippet_length, list(prefix)) for t in group]
             batch = collate(snippets, pad=0).to(device)
             with accelerator.autocast():
-                loss, ntp = _losses(body, embedding, layer, batch, rows, head, head_all, group_ids)
+                loss, ntp = snippet_losses(body, embedding, layer, batch, rows, head, head_all, group_ids)
             accelerator.backward(loss + (ntp if ntp is not None else 0.0))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -232,7 +232,7 @@ def distill_rows(
     return Outcome(learned.input, learned.head, len(learned.input), time.perf_counter() - started, log.read() if log else [], peak)
 
 
-def _losses(body, embedding, layer, batch: Batch, rows, head, head_all, group_ids):
+def snippet_losses(body, embedding, layer, batch: Batch, rows, head=None, head_all=None, group_ids=None):
     """Hidden-state MSE of the student against the teacher, and the head's next-token loss."""
     with torch.no_grad():
         teacher, final = hidden_states(
