@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from ..errors import TransplantError
+from ..tokendistill.trainer import DistillSettings
 from . import get, method_class, register
 from .base import InitInputs, Initializer
 
@@ -44,16 +45,16 @@ class TokenDistillOptions:
     hub_bytes: int = 20_000_000
     init: str = "fvt"
     init_options: dict = field(default_factory=dict)  # the init method's own options
-    snippets_per_token: int = 16
-    snippet_length: int = 32
-    tokens_per_step: int = 32
-    learning_rate: float = 1e-3
-    distill_layer: int = -1
+    snippets_per_token: int = DistillSettings.snippets_per_token
+    snippet_length: int = DistillSettings.snippet_length
+    tokens_per_step: int = DistillSettings.tokens_per_step
+    learning_rate: float = DistillSettings.learning_rate
+    distill_layer: int = DistillSettings.layer
     head: str | None = None  # tied | init | ntp; default: DEFAULT_TIED_HEAD when tied, else init
     max_distilled_tokens: int | None = None
     max_seconds: float | None = None
     resume: bool = False
-    checkpoint_every: int = 1
+    checkpoint_every: int = DistillSettings.checkpoint_every
 
 
 @register
@@ -96,9 +97,7 @@ class TokenDistillInit(Initializer):
             return []
         return list(given) if isinstance(given, (list, tuple)) else [given]
 
-    def settings(self):
-        from ..tokendistill.trainer import DistillSettings
-
+    def settings(self) -> DistillSettings:
         o = self.options
         return DistillSettings(
             snippets_per_token=o.snippets_per_token, snippet_length=o.snippet_length, tokens_per_step=o.tokens_per_step,

@@ -1,0 +1,158 @@
+"""Token Distillation on the German 32k shared task: budgeted runs, head options, learning curve.
+
+    python bench/tokendistill.py run --name fvt-20min --max-seconds 1200          # distill (1 thread)
+    python bench/tokendistill.py score --name fvt-20min --curve 0,100,200,400,all  # bits/byte + PNG
+
+``run`` converts SmolLM2-135M onto the German 32k tokenizer of bench/compare_methods.py (trained
+there on the first 8 MB of ../shared/corpus/de.train.txt) with ``--method tokendistill`` on
+de.train.txt, in one thread, and keeps the model under bench/out/tokendistill/NAME. ``score``
+scores it on the first --eval-bytes of de.test.txt (never trained on), as compare_methods does:
+the head as converted, the two tied-head variants built from the same learned input rows
+(``tied``: output row = learned input row; ``init``: output row = the init method's row), and
+for the learning curve the model with only the first k distilled tokens (most frequent first:
+exactly what a run stopped after k tokens holds; the run's log gives when that was). Results
+go to bench/out/tokendistill/NAME.json and the curve to bench/tokendistill.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+OUT = ROOT / "bench" / "out" / "tokendistill"
+TOKENIZER = ROOT / "bench" / "out" / "compare_methods" / "tokenizer-de-32768"
+
+
+def model_dir() -> Path:
+    from transplant.checkpoint import resolve_model_dir
+    from transplant.demo import smollm2_gguf
+
+    return resolve_model_dir(smollm2_gguf())
+
+
+def run(args) -> None:
+    import transplant
+
+    options = dict(target_corpus=[str(SHARED / "corpus" / f"{args.language}.train.txt")], init=args.init, snippets_per_token=args.snippets_per_token,
+                   snippet_length=args.snippet_length, tokens_per_step=args.tokens_per_step, learning_rate=args.learning_rate,
+                   distill_layer=args.layer, head=args.head, max_seconds=args.max_seconds, max_distilled_tokens=args.max_tokens)
+    if args.hypernet:
+        options["hypernet"] = args.hypernet
+    options = {k: v for k, v in options.items() if v is not None}
+    started = time.perf_counter()
+    report = transplant.convert(model_dir(), args.tokenizer, OUT / args.name, method="tokendistill", overwrite=True, resume=args.resume,
+                                add_missing_special_tokens=True, progress=not args.quiet, **options)
+    print(json.dumps({"seconds": time.perf_counter() - started, "rules": report.rules, **{k: v for k, v in report.details.items() if k not in ("log", "distilled_tokens")}}))
+
+
+def score(args) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from transplant.evaluate import bits_per_byte, read_text
+
+    test_file = SHARED / "corpus" / f"{args.language}.test.txt"
+    held_out = read_text(test_file, args.eval_bytes)
+    out = OUT / args.name
+    report = json.loads((out / "transplant_report.json").read_text())
+    details = report["details"]
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    init_model = AutoModelForCausalLM.from_pretrained(args.init_model).eval() if args.init_model else None
+    learned = model.get_input_embeddings().weight.detach().clone()
+    head = model.get_output_embeddings().weight.detach().clone()
+    results = {"name": args.name, "details": {k: v for k, v in details.items() if k != "distilled_tokens"}, "eval_bytes": len(held_out.encode()), "scores": {}}
+
+    def bpb(label):
+        started = time.perf_counter()
+        value = bits_per_byte(model, tokenizer, held_out, progress=False).bits_per_byte
+        print(f"{label}: {value:.4f} bits/byte ({time.perf_counter() - started:.0f} s)", flush=True)
+        results["scores"][label] = value
+        return value
+
+    converted = bpb(f"as converted (head {details['head']})")
+    if not model.config.tie_word_embeddings and details["head"] == "init" and args.variants:
+        model.get_output_embeddings().weight.data.copy_(learned)  # the tied variant: the learned row is also the output row
+        bpb("head tied (output row = learned input row)")
+        model.get_output_embeddings().weight.data.copy_(head)
+    if init_model is not None and args.curve:
+        init_input = init_model.get_input_embeddings().weight.detach()
+        order = details["distilled_tokens"]
+        log = details["log"]
+        curve = []
+        for point in args.curve.split(","):
+            k = min(int(point), len(order))
+            rows = init_input.clone()
+            rows[order[:k]] = learned[order[:k]]
+            model.get_input_embeddings().weight.data.copy_(rows)
+            seconds = next((r["seconds"] for r in log if r["tokens"] >= k), 0.0) if k else 0.0
+            curve.append({"tokens": k, "seconds": seconds, "bits_per_byte": bpb(f"first {k} distilled")})
+        model.get_input_embeddings().weight.data.copy_(learned)
+        if details["head"] == "init":  # the converted model is the curve's last point
+            curve.append({"tokens": details["distilled"], "seconds": details["seconds"], "bits_per_byte": converted})
+        results["curve"] = curve
+        plot(curve, args, results)
+    (OUT / f"{args.name}.json").write_text(json.dumps(results, indent=2))
+
+
+def plot(curve, args, results) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    tokens = [c["tokens"] for c in curve]
+    values = [c["bits_per_byte"] for c in curve]
+    left.plot(tokens, values, "o-", color="#3a7")
+    left.set_xlabel("new tokens distilled (most frequent first)")
+    left.set_ylabel(f"bits per byte, {results['eval_bytes']:,} bytes of {args.language}.test.txt")
+    right.plot([c["seconds"] / 60 for c in curve], values, "o-", color="#37a")
+    right.set_xlabel("distillation wall time (minutes, 1 CPU thread)")
+    for axis in (left, right):
+        for label, value in args.reference_lines:
+            axis.axhline(value, ls="--", lw=1, color="#888")
+            axis.text(axis.get_xlim()[1], value, f" {label}", va="center", fontsize=8, color="#555")
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"Token Distillation, SmolLM2-135M -> German 32k BPE (init {results['details']['init']}, head {results['details']['head']})", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(ROOT / "bench" / "tokendistill.png", dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "score"])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--language", default="de")
+    parser.add_argument("--tokenizer", type=Path, default=TOKENIZER)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--init", default=None)
+    parser.add_argument("--hypernet", default=None)
+    parser.add_argument("--snippets-per-token", type=int, default=None)
+    parser.add_argument("--snippet-length", type=int, default=None)
+    parser.add_argument("--tokens-per-step", type=int, default=None)
+    parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--layer", type=int, default=None)
+    parser.add_argument("--head", default=None)
+    parser.add_argument("--max-seconds", type=float, default=None)
+    parser.add_argument("--max-tokens", type=int, default=None)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--eval-bytes", type=int, default=50_000)
+    parser.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True, help="also score the tied-head variant")
+    parser.add_argument("--init-model", default=None, help="the init method's converted model (for the learning curve)")
+    parser.add_argument("--curve", default=None, help="comma-separated distilled-token counts (the converted model is added as the last point)")
+    parser.add_argument("--reference", action="append", default=[], metavar="LABEL=BPB", help="horizontal line on the curve")
+    args = parser.parse_args()
+    args.reference_lines = [(item.split("=")[0], float(item.split("=")[1])) for item in args.reference]
+    torch.set_num_threads(args.threads)
+    run(args) if args.command == "run" else score(args)
+
+
+if __name__ == "__main__":
+    main()
