@@ -165,3 +165,33 @@ def test_cli_convert_tokendistill_and_its_errors(llama, target_dir, corpus, tmp_
     assert bad_layer.exit_code == 1 and "--distill-layer" in bad_layer.output
     timed = runner.invoke(main, args + ["-o", str(tmp_path / "t"), "--target-corpus", str(corpus), "--max-seconds", "1e-9"])
     assert timed.exit_code == 0 and "token distillation: 0 of" in timed.output
+
+
+def test_cli_resume_after_kill_9_matches_the_uninterrupted_run(llama, target_dir, corpus, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [str(llama), str(target_dir), "--method", "tokendistill", "--target-corpus", str(corpus), "--max-distilled-tokens", "120",
+            "--tokens-per-step", "4", "--snippets-per-token", "20", "--snippet-length", "24", "--quiet"]
+    command = [sys.executable, "-m", "transplant.cli", "convert", *args, "-o", str(tmp_path / "killed")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoints = run_directory(tmp_path / "killed") / "checkpoints"
+    deadline = time.time() + 120
+    while not (checkpoints / "step-3" / "state.json").is_file() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed").exists(), "the run finished before it could be killed"
+
+    runner = CliRunner()
+    resumed = runner.invoke(main, ["convert", *args, "-o", str(tmp_path / "killed"), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    straight = runner.invoke(main, ["convert", *args, "-o", str(tmp_path / "straight")])
+    assert straight.exit_code == 0, straight.output
+    a, b = _embeddings(tmp_path / "killed"), _embeddings(tmp_path / "straight")
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    log = json.loads((tmp_path / "killed" / "transplant_report.json").read_text())["details"]["log"]
+    assert [r["step"] for r in log] == list(range(1, 31))

@@ -96,8 +96,7 @@ def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_to
     corpora = method_options.pop("target_corpus")
     if corpora:
         method_options["target_corpus"] = corpora[0] if len(corpora) == 1 else list(corpora)
-    if not method_options.pop("resume"):
-        method_options["resume"] = None
+    method_options["resume"] = method_options["resume"] or None  # a flag reaches only the method that takes it
     options = {key: value for key, value in method_options.items() if value is not None}
     report = run_convert(
         model,
