@@ -174,8 +174,8 @@ def test_cli_resume_after_kill_9_matches_the_uninterrupted_run(llama, target_dir
     import sys
     import time
 
-    args = [str(llama), str(target_dir), "--method", "tokendistill", "--target-corpus", str(corpus), "--max-distilled-tokens", "120",
-            "--tokens-per-step", "4", "--snippets-per-token", "20", "--snippet-length", "24", "--quiet"]
+    args = [str(llama), str(target_dir), "--method", "tokendistill", "--target-corpus", str(corpus), "--max-distilled-tokens", "60",
+            "--tokens-per-step", "4", "--snippets-per-token", "8", "--snippet-length", "24", "--quiet"]
     command = [sys.executable, "-m", "transplant.cli", "convert", *args, "-o", str(tmp_path / "killed")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     checkpoints = run_directory(tmp_path / "killed") / "checkpoints"
@@ -194,4 +194,4 @@ def test_cli_resume_after_kill_9_matches_the_uninterrupted_run(llama, target_dir
     a, b = _embeddings(tmp_path / "killed"), _embeddings(tmp_path / "straight")
     assert all(torch.equal(a[name], b[name]) for name in a)
     log = json.loads((tmp_path / "killed" / "transplant_report.json").read_text())["details"]["log"]
-    assert [r["step"] for r in log] == list(range(1, 31))
+    assert [r["step"] for r in log] == list(range(1, 16))
