@@ -7,8 +7,8 @@
 there on the first 8 MB of ../shared/corpus/de.train.txt) with ``--method tokendistill`` on
 de.train.txt, in one thread, and keeps the model under bench/out/tokendistill/NAME. ``score``
 scores it on the first --eval-bytes of de.test.txt (never trained on), as compare_methods does:
-the head as converted, the two tied-head variants built from the same learned input rows
-(``tied``: output row = learned input row; ``init``: output row = the init method's row), and
+the head as converted and the other heads built around the same learned input rows (``tied``:
+the head is the input matrix; ``init``: the init method's rows, given --init-model), and
 for the learning curve the model with only the first k distilled tokens (most frequent first:
 exactly what a run stopped after k tokens holds; the run's log gives when that was). Results
 go to bench/out/tokendistill/NAME.json and the curve to bench/tokendistill.png.
@@ -76,9 +76,15 @@ def score(args) -> None:
         return value
 
     converted = bpb(f"as converted (head {details['head']})")
-    if not model.config.tie_word_embeddings and details["head"] == "init" and args.variants:
-        model.get_output_embeddings().weight.data.copy_(learned)  # the tied variant: the learned row is also the output row
-        bpb("head tied (output row = learned input row)")
+    if not model.config.tie_word_embeddings and args.variants:
+        # the same learned input rows under the other heads: tied (the whole head is the input
+        # matrix, as a tied model has it) and, for a run that learned its head, the init rows
+        variants = {"tied": learned}
+        if details["head"] != "init" and init_model is not None:
+            variants["init"] = init_model.get_input_embeddings().weight.detach()
+        for name, rows in variants.items():
+            model.get_output_embeddings().weight.data.copy_(rows)
+            bpb(f"head {name}")
         model.get_output_embeddings().weight.data.copy_(head)
     if init_model is not None and args.curve:
         init_input = init_model.get_input_embeddings().weight.detach()

@@ -145,22 +145,11 @@ def test_cli_distill_and_its_errors(setup, llama):
 
 
 def test_cli_resume_after_kill_9_matches_the_uninterrupted_run(setup, llama):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+    from processes import killed_after
 
     args = ["--teacher", str(llama), "--student", str(setup / "student"), "--text", str(setup / "train.txt"), "--loss", "alm",
             "--max-steps", "12", "--max-tokens", "1000000000", "--batch-size", "2", "--checkpoint-every", "1", "--lr", "1e-2", "--quiet"]
-    command = [sys.executable, "-m", "transplant.cli", "distill", *args, "-o", str(setup / "killed")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoints = run_directory(setup / "killed") / "checkpoints"
-    deadline = time.time() + 120
-    while not (checkpoints / "step-3" / "state.json").is_file() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    killed_after(["distill", *args, "-o", str(setup / "killed")], run_directory(setup / "killed") / "checkpoints" / "step-3")
     assert not (setup / "killed").exists(), "the run finished before it could be killed"
 
     runner = CliRunner()

@@ -26,9 +26,7 @@ TINY = dict(width=32, layers=1, heads=2, batch_size=4, block_size=32, sampled_vo
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "de.txt"
-    path.write_text("\n".join(tiny.lines(0, 1500)) + "\n", encoding="utf-8")
-    return path
+    return tiny.text_file(tmp_path_factory.mktemp("corpus") / "de.txt", 0, 1500)
 
 
 @pytest.fixture(scope="module")

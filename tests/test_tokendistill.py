@@ -25,9 +25,7 @@ QUICK = dict(snippets_per_token=6, snippet_length=24, tokens_per_step=4, learnin
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "target.txt"
-    path.write_text("\n".join(tiny.lines(2000, 600)) + "\n", encoding="utf-8")
-    return path
+    return tiny.text_file(tmp_path_factory.mktemp("text") / "target.txt", 2000, 600)
 
 
 @pytest.fixture(scope="module")
@@ -168,22 +166,11 @@ def test_cli_convert_tokendistill_and_its_errors(llama, target_dir, corpus, tmp_
 
 
 def test_cli_resume_after_kill_9_matches_the_uninterrupted_run(llama, target_dir, corpus, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+    from processes import killed_after
 
     args = [str(llama), str(target_dir), "--method", "tokendistill", "--target-corpus", str(corpus), "--max-distilled-tokens", "60",
             "--tokens-per-step", "4", "--snippets-per-token", "8", "--snippet-length", "24", "--quiet"]
-    command = [sys.executable, "-m", "transplant.cli", "convert", *args, "-o", str(tmp_path / "killed")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoints = run_directory(tmp_path / "killed") / "checkpoints"
-    deadline = time.time() + 120
-    while not (checkpoints / "step-3" / "state.json").is_file() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    killed_after(["convert", *args, "-o", str(tmp_path / "killed")], run_directory(tmp_path / "killed") / "checkpoints" / "step-3")
     assert not (tmp_path / "killed").exists(), "the run finished before it could be killed"
 
     runner = CliRunner()

@@ -39,6 +39,12 @@ def lines(start: int = 0, count: int = 600) -> tuple[str, ...]:
     return tuple(text[start : start + count])
 
 
+def text_file(path: Path, start: int = 0, count: int = 600) -> Path:
+    """Write ``count`` German sample lines from ``start`` to ``path`` (a training corpus)."""
+    path.write_text("\n".join(lines(start, count)) + "\n", encoding="utf-8")
+    return path
+
+
 # ---------------------------------------------------------------------------------------------
 # Tokenizer families
 

@@ -146,10 +146,9 @@ class TokenDistillInit(Initializer):
             texts.append(read_text(hub_text_file(dataset, subset or None, o.hub_bytes, progress=inputs.progress, local="--target-corpus FILE")))
         text = TokenizedText.from_text("\n".join(texts), access.target_tokenizer, inputs.progress)
         spelling = source_spelling(inputs.mapping, len(inputs.source))
-        ranked = by_frequency(text, distillable(spelling, target_ids))
-        if o.max_distilled_tokens is not None:
-            ranked = ranked[: o.max_distilled_tokens]
-        tokens = [token for token, _ in ranked]
+        candidates = distillable(spelling, target_ids)
+        occurring = by_frequency(text, candidates)
+        tokens = [token for token, _ in occurring[: o.max_distilled_tokens]]
         position = {t: p for p, t in enumerate(target_ids)}
         init_rows = values[[position[t] for t in tokens]] if tokens else values[:0]
 
@@ -175,8 +174,8 @@ class TokenDistillInit(Initializer):
         self._details = {
             "init": o.init,
             "head": head,
-            "candidates": len(distillable(spelling, target_ids)),
-            "occurring": len(by_frequency(text, distillable(spelling, target_ids))) if o.max_distilled_tokens is not None else len(ranked),
+            "candidates": len(candidates),  # new tokens spelled by two or more source pieces
+            "occurring": len(occurring),  # ... of which occur in the text
             "selected": len(tokens),
             "distilled": outcome.done,
             "kept_init": len(target_ids) - outcome.done,
