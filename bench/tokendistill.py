@@ -1,7 +1,8 @@
 """Token Distillation on the German 32k shared task: budgeted runs, head options, learning curve.
 
     python bench/tokendistill.py run --name fvt-20min --max-seconds 1200          # distill (1 thread)
-    python bench/tokendistill.py score --name fvt-20min --curve 0,100,200,400,all  # bits/byte + PNG
+    python bench/tokendistill.py score --name fvt-20min --init-model bench/out/tokendistill/fvt --curve 0,100,300
+    python bench/tokendistill.py plot --name fvt-20min,fvt-20min-layer8 --reference fvt=2.4084
 
 ``run`` converts SmolLM2-135M onto the German 32k tokenizer of bench/compare_methods.py (trained
 there on the first 8 MB of ../shared/corpus/de.train.txt) with ``--method tokendistill`` on
@@ -11,7 +12,9 @@ the head as converted and the other heads built around the same learned input ro
 the head is the input matrix; ``init``: the init method's rows, given --init-model), and
 for the learning curve the model with only the first k distilled tokens (most frequent first:
 exactly what a run stopped after k tokens holds; the run's log gives when that was). Results
-go to bench/out/tokendistill/NAME.json and the curve to bench/tokendistill.png.
+go to bench/out/tokendistill/NAME.json; ``plot`` draws the named runs' curves into
+bench/tokendistill.png. ``--init-model`` is the fvt conversion
+(``transplant convert MODEL TOKENIZER -o bench/out/tokendistill/fvt --add-missing-special-tokens``).
 """
 
 from __future__ import annotations
@@ -102,38 +105,43 @@ def score(args) -> None:
         if details["head"] == "init":  # the converted model is the curve's last point
             curve.append({"tokens": details["distilled"], "seconds": details["seconds"], "bits_per_byte": converted})
         results["curve"] = curve
-        plot(curve, args, results)
     (OUT / f"{args.name}.json").write_text(json.dumps(results, indent=2))
 
 
-def plot(curve, args, results) -> None:
+def plot(args) -> None:
+    """Every named run's curve in one PNG: bits per byte against tokens distilled and wall time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    tokens = [c["tokens"] for c in curve]
-    values = [c["bits_per_byte"] for c in curve]
-    left.plot(tokens, values, "o-", color="#3a7")
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for name in args.name.split(","):
+        results = json.loads((OUT / f"{name}.json").read_text())
+        curve, settings = results["curve"], results["details"]["settings"]
+        layer = "final output" if settings["layer"] == -1 else f"layer {settings['layer']}"
+        label = f"MSE at {layer}, {settings['snippets_per_token']} x {settings['snippet_length']}-token snippets"
+        values = [c["bits_per_byte"] for c in curve]
+        left.plot([c["tokens"] for c in curve], values, "o-", label=label)
+        right.plot([c["seconds"] / 60 for c in curve], values, "o-", label=label)
     left.set_xlabel("new tokens distilled (most frequent first)")
-    left.set_ylabel(f"bits per byte, {results['eval_bytes']:,} bytes of {args.language}.test.txt")
-    right.plot([c["seconds"] / 60 for c in curve], values, "o-", color="#37a")
+    left.set_ylabel(f"bits per byte, first {results['eval_bytes']:,} bytes of {args.language}.test.txt")
     right.set_xlabel("distillation wall time (minutes, 1 CPU thread)")
     for axis in (left, right):
         for label, value in args.reference_lines:
             axis.axhline(value, ls="--", lw=1, color="#888")
-            axis.text(axis.get_xlim()[1], value, f" {label}", va="center", fontsize=8, color="#555")
+            axis.annotate(label, (0, value), xytext=(2, 3), textcoords="offset points", fontsize=8, color="#555")
         axis.grid(alpha=0.3)
-    figure.suptitle(f"Token Distillation, SmolLM2-135M -> German 32k BPE (init {results['details']['init']}, head {results['details']['head']})", fontsize=10)
+    left.legend(fontsize=8)
+    figure.suptitle(f"Token Distillation from fvt, SmolLM2-135M -> German 32k BPE (untied head: init rows)", fontsize=10)
     figure.tight_layout()
     figure.savefig(ROOT / "bench" / "tokendistill.png", dpi=120)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "score"])
-    parser.add_argument("--name", required=True)
+    parser.add_argument("command", choices=["run", "score", "plot"])
+    parser.add_argument("--name", required=True, help="the run (plot: comma-separated runs)")
     parser.add_argument("--language", default="de")
     parser.add_argument("--tokenizer", type=Path, default=TOKENIZER)
     parser.add_argument("--threads", type=int, default=1)
@@ -157,7 +165,7 @@ def main() -> None:
     args = parser.parse_args()
     args.reference_lines = [(item.split("=")[0], float(item.split("=")[1])) for item in args.reference]
     torch.set_num_threads(args.threads)
-    run(args) if args.command == "run" else score(args)
+    {"run": run, "score": score, "plot": plot}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -163,7 +163,8 @@ def convert(
     progress: bool = True,
     **options,
 ) -> TransplantReport:
-    """Write ``out_dir``: ``model`` moved onto ``new_tokenizer``. Only vocabulary tensors are loaded."""
+    """Write ``out_dir``: ``model`` moved onto ``new_tokenizer``. Only vocabulary tensors are loaded
+    (the whole model only for a method that runs it, such as tokendistill)."""
     started = time.perf_counter()
     initializer = initializers.get(method, **options)  # fail on a bad method or option before any heavy work
     out_dir = Path(out_dir)
