@@ -42,7 +42,8 @@ def _embeddings(directory):
     return weights
 
 
-def test_distilled_row_matches_the_pieces_hidden_states_better_than_fvt(llama, mapping, target_tokenizer, corpus):
+@pytest.mark.parametrize("layer", [-1, 1])  # the final output, or the first block (the pass stops there)
+def test_distilled_row_matches_the_pieces_hidden_states_better_than_fvt(llama, mapping, target_tokenizer, corpus, layer):
     text = TokenizedText.from_text(corpus.read_text(), target_tokenizer)
     model = load_model(llama)
     spelling = source_spelling(mapping, model.get_input_embeddings().weight.shape[0])
@@ -51,7 +52,7 @@ def test_distilled_row_matches_the_pieces_hidden_states_better_than_fvt(llama, m
     fvt_rows, _ = transplant.init.get("fvt").rows(
         transplant.init.InitInputs(mapping, model.get_input_embeddings().weight.detach(), "input", torch.Generator()), [token]
     )
-    settings = DistillSettings(**{**QUICK, "tokens_per_step": 1})
+    settings = DistillSettings(**{**QUICK, "tokens_per_step": 1, "layer": layer})
     outcome = distill_rows(model, text, spelling, [token], fvt_rows, settings, prefix=[target_tokenizer.bos_token_id], progress=False)
     assert outcome.done == 1
 
@@ -59,7 +60,7 @@ def test_distilled_row_matches_the_pieces_hidden_states_better_than_fvt(llama, m
     positions = occurrences(text, [token], settings.snippets_per_token, settings.seed)[token]
     batch = collate([make_snippet(text, spelling, int(p), settings.snippet_length, [target_tokenizer.bos_token_id]) for p in positions], pad=0)
     assert all(len(s) >= 2 for s in [spelling[token]]) and batch.teacher_ids.shape[1] > batch.student_ids.shape[1]
-    body, layer = model.base_model, resolve_layer(model.base_model, -1)
+    body, layer = model.base_model, resolve_layer(model.base_model, layer)
     with torch.no_grad():
         losses = {
             name: snippet_losses(body, model.get_input_embeddings(), layer, batch, row.expand(len(positions), -1))[0].item()
