@@ -44,7 +44,7 @@ def run(args) -> None:
 
     options = dict(target_corpus=[str(SHARED / "corpus" / f"{args.language}.train.txt")], init=args.init, snippets_per_token=args.snippets_per_token,
                    snippet_length=args.snippet_length, tokens_per_step=args.tokens_per_step, learning_rate=args.learning_rate,
-                   distill_layer=args.layer, head=args.head, max_seconds=args.max_seconds, max_distilled_tokens=args.max_tokens)
+                   distill_layer=args.layer, head=args.head, head_learning_rate=args.head_learning_rate, max_seconds=args.max_seconds, max_distilled_tokens=args.max_tokens)
     if args.hypernet:
         options["hypernet"] = args.hypernet
     options = {k: v for k, v in options.items() if v is not None}
@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--layer", type=int, default=None)
     parser.add_argument("--head", default=None)
+    parser.add_argument("--head-learning-rate", type=float, default=None)
     parser.add_argument("--max-seconds", type=float, default=None)
     parser.add_argument("--max-tokens", type=int, default=None)
     parser.add_argument("--resume", action="store_true")

@@ -77,6 +77,7 @@ def _methods_help() -> str:
 @click.option("--learning-rate", type=float, default=None, help="tokendistill: AdamW learning rate of the new rows (default 3e-2).")
 @click.option("--distill-layer", type=int, default=None, help="tokendistill: layer whose hidden states are matched (-1: the final output, default).")
 @click.option("--head", type=click.Choice(["tied", "init", "ntp"]), default=None, help="tokendistill: output rows: keep a tied head tied, the init method's rows, or learned by next-token prediction.")
+@click.option("--head-learning-rate", type=float, default=None, help="tokendistill: learning rate of the head rows with --head ntp (default: --learning-rate).")
 @click.option("--max-distilled-tokens", type=int, default=None, help="tokendistill: distill at most this many new tokens (most frequent first); the rest keep their init rows.")
 @click.option("--max-seconds", type=float, default=None, help="tokendistill: stop distilling after this many seconds; the rest keep their init rows.")
 @click.option("--resume", is_flag=True, help="tokendistill: continue an interrupted conversion to OUT from its last checkpoint.")

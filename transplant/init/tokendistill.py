@@ -51,6 +51,7 @@ class TokenDistillOptions:
     learning_rate: float = DistillSettings.learning_rate
     distill_layer: int = DistillSettings.layer
     head: str | None = None  # tied | init | ntp; default: DEFAULT_TIED_HEAD when tied, else init
+    head_learning_rate: float | None = DistillSettings.head_learning_rate
     max_distilled_tokens: int | None = None
     max_seconds: float | None = None
     resume: bool = False
@@ -101,7 +102,7 @@ class TokenDistillInit(Initializer):
         o = self.options
         return DistillSettings(
             snippets_per_token=o.snippets_per_token, snippet_length=o.snippet_length, tokens_per_step=o.tokens_per_step,
-            learning_rate=o.learning_rate, layer=o.distill_layer, head_ntp=o.head == "ntp",
+            learning_rate=o.learning_rate, layer=o.distill_layer, head_ntp=o.head == "ntp", head_learning_rate=o.head_learning_rate,
             max_seconds=o.max_seconds, checkpoint_every=o.checkpoint_every,
         )
 

@@ -53,6 +53,7 @@ class DistillSettings:
     learning_rate: float = 3e-2
     layer: int = -1
     head_ntp: bool = False
+    head_learning_rate: float | None = None  # head_ntp's rate (default: learning_rate)
     max_seconds: float | None = None
     checkpoint_every: int = 1  # groups
     seed: int = 0
@@ -64,8 +65,9 @@ class DistillSettings:
                 raise TransplantError(f"tokendistill: {name.replace('_', '-')} must be an integer >= 1, not {value!r}")
         if self.snippet_length < 4:
             raise TransplantError("tokendistill: snippet-length must be at least 4 source tokens")
-        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise TransplantError(f"tokendistill: learning rate must be > 0, not {self.learning_rate!r}")
+        for rate in (self.learning_rate, self.head_learning_rate):
+            if rate is not None and not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+                raise TransplantError(f"tokendistill: learning rates must be > 0, not {rate!r}")
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise TransplantError(f"tokendistill: max-seconds must be > 0, not {self.max_seconds!r}")
 
@@ -195,12 +197,12 @@ def distill_rows(
         group = tokens[first : first + group_size]
         found = occurrences(text, group, settings.snippets_per_token, settings.seed)
         rows = torch.nn.Parameter(init_rows[first : first + len(group)].clone().to(device))
-        parameters = [rows]
+        groups_of_parameters = [{"params": [rows]}]
         head = None
         if settings.head_ntp:
             head = torch.nn.Parameter(head_all[torch.tensor(group, device=device)].clone())
-            parameters.append(head)
-        optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.0)
+            groups_of_parameters.append({"params": [head], "lr": settings.head_learning_rate or settings.learning_rate})
+        optimizer = torch.optim.AdamW(groups_of_parameters, lr=settings.learning_rate, weight_decay=0.0)
         group_ids = torch.tensor(group, device=device)
         losses, cut_short = [], False
         for step in range(settings.snippets_per_token):
