@@ -6,6 +6,7 @@ import json
 
 import pytest
 import tiny
+from interruptions import interrupted_after, killed_after
 import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
@@ -127,13 +128,7 @@ def test_resume_after_interruption_gives_the_same_rows(llama, target_dir, corpus
 
     save = trainer_module.save_checkpoint
 
-    def killed_after_group_2(accelerator, run_dir, step, state):
-        path = save(accelerator, run_dir, step, state)
-        if step == 2:
-            raise KeyboardInterrupt  # as if killed right after the checkpoint
-        return path
-
-    monkeypatch.setattr(trainer_module, "save_checkpoint", killed_after_group_2)
+    monkeypatch.setattr(trainer_module, "save_checkpoint", interrupted_after(save, 2))
     with pytest.raises(KeyboardInterrupt):
         transplant.convert(llama, target_dir, tmp_path / "resumed", **options)
     assert not (tmp_path / "resumed").exists()
@@ -167,8 +162,6 @@ def test_cli_convert_tokendistill_and_its_errors(llama, target_dir, corpus, tmp_
 
 
 def test_cli_resume_after_kill_9_matches_the_uninterrupted_run(llama, target_dir, corpus, tmp_path):
-    from processes import killed_after
-
     args = [str(llama), str(target_dir), "--method", "tokendistill", "--target-corpus", str(corpus), "--max-distilled-tokens", "60",
             "--tokens-per-step", "4", "--snippets-per-token", "8", "--snippet-length", "24", "--quiet"]
     killed_after(["convert", *args, "-o", str(tmp_path / "killed")], run_directory(tmp_path / "killed") / "checkpoints" / "step-3")

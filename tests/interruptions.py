@@ -1,4 +1,4 @@
-"""Killing a CLI run the hard way, for the resume tests."""
+"""Interrupting training runs for the resume tests: in process, or a CLI child killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -19,3 +19,15 @@ def killed_after(cli_args: list[str], checkpoint: Path, timeout: float = 120) ->
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def interrupted_after(save, step: int):
+    """A ``save_checkpoint`` that stops the run (KeyboardInterrupt) right after writing ``step``."""
+
+    def save_then_stop(accelerator, run_dir, at, state):
+        path = save(accelerator, run_dir, at, state)
+        if at == step:
+            raise KeyboardInterrupt  # as if killed right after the checkpoint
+        return path
+
+    return save_then_stop
