@@ -133,7 +133,7 @@ def plot(args) -> None:
             axis.annotate(label, (0, value), xytext=(2, 3), textcoords="offset points", fontsize=8, color="#555")
         axis.grid(alpha=0.3)
     left.legend(fontsize=8)
-    figure.suptitle(f"Token Distillation from fvt, SmolLM2-135M -> German 32k BPE (untied head: init rows)", fontsize=10)
+    figure.suptitle("Token Distillation from fvt, SmolLM2-135M -> German 32k BPE (untied head: init rows)", fontsize=10)
     figure.tight_layout()
     figure.savefig(ROOT / "bench" / "tokendistill.png", dpi=120)
 
