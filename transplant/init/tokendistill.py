@@ -79,7 +79,11 @@ class TokenDistillInit(Initializer):
         if o.init == self.name:
             raise TransplantError("tokendistill: --init must be another method (fvt, hypernet, ...)")
         method_class(o.init)
-        self.init_method = get(o.init, **o.init_options)  # a bad init option fails before heavy work
+        try:  # a bad init option fails before heavy work
+            self.init_method = get(o.init, **o.init_options)
+        except TransplantError as error:
+            own = ", ".join(f.name for f in dataclasses.fields(TokenDistillOptions) if f.name != "init_options")
+            raise TransplantError(f"tokendistill passes options it does not have to --init {o.init}: {error}; tokendistill's own: {own}") from None
         corpora = self.corpora()
         if not corpora and not o.hub:
             raise TransplantError("tokendistill needs target-language text: --target-corpus FILE (repeatable) or --hub DATASET[:CONFIG]")
