@@ -73,7 +73,7 @@ def test_distilled_row_matches_the_pieces_hidden_states_better_than_fvt(llama, m
 def test_rows_not_distilled_keep_their_init_rows_and_the_report_counts_them(llama, target_dir, corpus, tmp_path):
     fvt = transplant.convert(llama, target_dir, tmp_path / "fvt", method="fvt", progress=False)
     report = transplant.convert(
-        llama, target_dir, tmp_path / "td", method="tokendistill", target_corpus=[corpus], max_distilled_tokens=6, progress=False, **QUICK
+        llama, target_dir, tmp_path / "td", method="tokendistill", target_corpus=[corpus], max_distilled_tokens=6, head="init", progress=False, **QUICK
     )
     details = report.details
     assert details["distilled"] == 6 and len(details["distilled_tokens"]) == 6
@@ -86,7 +86,7 @@ def test_rows_not_distilled_keep_their_init_rows_and_the_report_counts_them(llam
     rest[distilled] = False
     assert torch.equal(before[key][rest], after[key][rest])
     assert not torch.equal(before[key][distilled], after[key][distilled])
-    # the default for a tied head (SmolLM2's case) unties it with the init rows
+    # --head init unties a tied head (SmolLM2's case) with the init rows
     assert details["head"] == "init" and after["lm_head.weight"].shape == after[key].shape
     assert torch.equal(after["lm_head.weight"], before[key])
     assert json.loads((tmp_path / "td" / "config.json").read_text())["tie_word_embeddings"] is False
@@ -102,8 +102,8 @@ def test_head_options_on_a_tied_model(llama, target_dir, corpus, tmp_path):
     assert "output" not in tied.rules and "lm_head.weight" not in _embeddings(tmp_path / "tied")
     assert load_model(tmp_path / "tied").config.tie_word_embeddings is True
 
-    ntp = transplant.convert(llama, target_dir, tmp_path / "ntp", method="tokendistill", target_corpus=corpus, head="ntp", max_distilled_tokens=4, progress=False, **QUICK)
-    assert ntp.rules["output"]["tokendistill-ntp"] == 4
+    ntp = transplant.convert(llama, target_dir, tmp_path / "ntp", method="tokendistill", target_corpus=corpus, max_distilled_tokens=4, progress=False, **QUICK)
+    assert ntp.details["head"] == "ntp" and ntp.rules["output"]["tokendistill-ntp"] == 4  # the default
     weights = _embeddings(tmp_path / "ntp")
     learned = torch.tensor(ntp.details["distilled_tokens"])
     assert not torch.equal(weights["lm_head.weight"][learned], weights["model.embed_tokens.weight"][learned])
@@ -116,7 +116,7 @@ def test_in_memory_api_and_untied_model(tmp_path, source_tokenizer, target_token
         load_model(qwen), target_tokenizer, method="tokendistill", source_tokenizer=source_tokenizer,
         target_corpus=[corpus], max_distilled_tokens=4, progress=False, **QUICK,
     )
-    assert report.rules["input"]["tokendistill"] == 4 and "tokendistill" not in report.rules["output"]
+    assert report.rules["input"]["tokendistill"] == 4 and report.rules["output"]["tokendistill-ntp"] == 4
     assert model.get_input_embeddings().weight.shape[0] == len(tokenizer)
     with pytest.raises(TransplantError, match="--head tied"):
         transplant.transplant(load_model(qwen), target_tokenizer, method="tokendistill", source_tokenizer=source_tokenizer, target_corpus=[corpus], head="tied", max_distilled_tokens=1, progress=False)

@@ -53,7 +53,9 @@ class DistillSettings:
     learning_rate: float = 3e-2
     layer: int = -1
     head_ntp: bool = False
-    head_learning_rate: float | None = None  # head_ntp's rate (default: learning_rate)
+    # head_ntp's rate: with lr 3e-2 the head rows made their tokens win everywhere (10.40 bits/byte
+    # on SmolLM2 -> German, 64 tokens), with 1e-3 they beat the init rows (2.3074 against 2.3704)
+    head_learning_rate: float | None = 1e-3
     max_seconds: float | None = None
     checkpoint_every: int = 1  # groups
     seed: int = 0
