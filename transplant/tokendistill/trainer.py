@@ -254,10 +254,12 @@ def snippet_losses(body, embedding, layer, batch: Batch, rows, head=None, head_a
     )
     ntp = None
     if head is not None:
-        # the position before the token predicts it; its hidden state is the same in both runs
-        before = final[torch.arange(len(rows), device=rows.device), batch.new_position - 1].float()
+        # the position before the token predicts it; its hidden state is the same in both runs.
+        # A token at a snippet's very start (a tokenizer without bos/eos) has no such position.
+        valid = batch.new_position > 0
+        before = final[torch.arange(len(rows), device=rows.device)[valid], batch.new_position[valid] - 1].float()
         logits = (before @ head_all.T).index_copy(1, group_ids, before @ head.T)
-        ntp = torch.nn.functional.cross_entropy(logits, group_ids)  # snippet b holds token group_ids[b]
+        ntp = torch.nn.functional.cross_entropy(logits, group_ids[valid]) if bool(valid.any()) else head.sum() * 0.0
     return loss, ntp
 
 
