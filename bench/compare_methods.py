@@ -10,6 +10,9 @@ method's own), and each result is scored on the first --eval-bytes of the held-o
 ../shared/corpus/LANG.test.txt (technical documentation plus Bible text). Methods that need
 static vectors get fastText trained on ../shared/corpus/{en,LANG}.train.txt and the dictionary
 ../shared/dict/en-LANG.tsv; `omp` needs --donor (a model that already uses the new tokenizer).
+`tokendistill` learns new rows from ../shared/corpus/LANG.train.txt within --tokendistill-seconds
+(default 1200: 20 minutes) starting from fvt; with --hypernet DIR a second row starts from that
+hypernetwork (same budget).
 The fastText models are trained (or found in transplant's cache) before the timed conversions,
 so "convert s" never includes that one-off training.
 
@@ -33,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 OUT = ROOT / "bench" / "out"
-ALL_METHODS = "fvt,mean,random,mvn,topk,tokenadapt,wechsel,focus,omp"
+ALL_METHODS = "fvt,mean,random,mvn,topk,tokenadapt,wechsel,focus,omp,tokendistill"
 
 # Runs in a child process: one conversion, then its own wall time and peak RSS as JSON. A module
 # named in "register" (from bench/) is imported first: reference_methods adds the reference methods.
@@ -67,6 +70,8 @@ def method_options(method: str, args) -> dict | None:
         return {"target_corpus": str(SHARED / "corpus" / f"{lang}.train.txt")}
     if method == "omp":
         return {"donor": args.donor} if args.donor else None
+    if method == "tokendistill":
+        return {"target_corpus": [str(SHARED / "corpus" / f"{lang}.train.txt")], "max_seconds": args.tokendistill_seconds}
     return {}
 
 
@@ -105,6 +110,8 @@ def main() -> None:
     parser.add_argument("--eval-bytes", type=int, default=50_000)
     parser.add_argument("--methods", default=ALL_METHODS)
     parser.add_argument("--donor", default=None, help="omp: a model directory that already uses the new tokenizer")
+    parser.add_argument("--tokendistill-seconds", type=float, default=1200, help="tokendistill: distillation budget per conversion")
+    parser.add_argument("--hypernet", default=None, help="tokendistill: also run it from this trained hypernetwork (a row of its own)")
     parser.add_argument("--tokenizer", type=Path, default=None, help="use this target tokenizer instead of training one (its missing special tokens are added)")
     parser.add_argument("--work-dir", type=Path, default=OUT / "compare_methods")
     parser.add_argument("--out-dir", type=Path, default=OUT, help="where compare_methods.{json,md,png} go")
@@ -135,7 +142,7 @@ def main() -> None:
         return bits_per_byte(model, tok, held_out, label=label, file=test_file.name, progress=False)
 
     def convert_and_score(name: str, method: str, options: dict, register: str | None = None) -> dict:
-        out = args.work_dir / f"model-{method}"
+        out = args.work_dir / f"model-{name.replace(' ', '-').replace('(', '').replace(')', '').replace(':', '')}"
         run = convert_in_child(model_dir, tokenizer_dir, out, method, options, register)
         result = score(AutoModelForCausalLM.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out), name)
         rules = ", ".join(f"{k} {v}" for k, v in sorted(run["rules"].items(), key=lambda kv: -kv[1]))
@@ -157,6 +164,8 @@ def main() -> None:
             print(f"{method}: fastText models ready in {seconds:.0f} s ({', '.join(Path(v).name for k, v in static[method].items() if k.endswith('_vectors'))})")
         row = convert_and_score(method, method, options)
         rows.append(row)
+        if method == "tokendistill" and args.hypernet:
+            rows.append(convert_and_score("tokendistill (hypernet init)", method, {**options, "init": "hypernet", "hypernet": args.hypernet}))
         reference = REFERENCES.get(method) if args.references else None
         if reference is None:
             continue

@@ -34,7 +34,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return tiny.write_lines(tmp_path_factory.mktemp("corpus") / "de.txt", 400)
+    return tiny.text_file(tmp_path_factory.mktemp("corpus") / "de.txt", 0, 400)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import tiny
+from interruptions import interrupted_after, killed_after
 import torch
 from click.testing import CliRunner
 
@@ -102,13 +103,7 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(setup, llama
 
     save = trainer_module.save_checkpoint
 
-    def killed_after_step_4(accelerator, run_dir, step, state):
-        path = save(accelerator, run_dir, step, state)
-        if step == 4:
-            raise KeyboardInterrupt  # as if killed right after the checkpoint
-        return path
-
-    monkeypatch.setattr(trainer_module, "save_checkpoint", killed_after_step_4)
+    monkeypatch.setattr(trainer_module, "save_checkpoint", interrupted_after(save, 4))
     with pytest.raises(KeyboardInterrupt):
         distill(llama, setup / "student", [setup / "train.txt"], setup / "resumed", config, eval_text=setup / "eval.txt", progress=False)
     assert not (setup / "resumed").exists()  # nothing half-written
@@ -145,22 +140,9 @@ def test_cli_distill_and_its_errors(setup, llama):
 
 
 def test_cli_resume_after_kill_9_matches_the_uninterrupted_run(setup, llama):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     args = ["--teacher", str(llama), "--student", str(setup / "student"), "--text", str(setup / "train.txt"), "--loss", "alm",
             "--max-steps", "12", "--max-tokens", "1000000000", "--batch-size", "2", "--checkpoint-every", "1", "--lr", "1e-2", "--quiet"]
-    command = [sys.executable, "-m", "transplant.cli", "distill", *args, "-o", str(setup / "killed")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoints = run_directory(setup / "killed") / "checkpoints"
-    deadline = time.time() + 120
-    while not (checkpoints / "step-3" / "state.json").is_file() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    killed_after(["distill", *args, "-o", str(setup / "killed")], run_directory(setup / "killed") / "checkpoints" / "step-3")
     assert not (setup / "killed").exists(), "the run finished before it could be killed"
 
     runner = CliRunner()

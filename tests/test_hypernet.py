@@ -26,7 +26,7 @@ TINY = dict(width=32, layers=1, heads=2, batch_size=4, block_size=32, sampled_vo
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return tiny.write_lines(tmp_path_factory.mktemp("corpus") / "de.txt", 1500)
+    return tiny.text_file(tmp_path_factory.mktemp("corpus") / "de.txt", 0, 1500)
 
 
 @pytest.fixture(scope="module")

@@ -40,8 +40,8 @@ def lines(start: int = 0, count: int = 600) -> tuple[str, ...]:
     return tuple(text[start : start + count])
 
 
-def write_lines(path: Path, count: int, start: int = 0) -> Path:
-    """A training-text file of ``lines(start, count)``, one line each."""
+def text_file(path: Path, start: int = 0, count: int = 600) -> Path:
+    """Write ``count`` German sample lines from ``start`` to ``path`` (a training corpus)."""
     path.write_text("\n".join(lines(start, count)) + "\n", encoding="utf-8")
     return path
 

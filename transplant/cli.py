@@ -110,9 +110,21 @@ def _methods_help() -> str:
 @click.option("--source-vectors", type=click.Path(path_type=Path), default=None, help="fastText .bin/.vec for the source language.")
 @click.option("--source-corpus", type=click.Path(path_type=Path), default=None, help="Source-language text to train fastText on when no vectors are given.")
 @click.option("--target-vectors", type=click.Path(path_type=Path), default=None, help="fastText .bin/.vec for the target language.")
-@click.option("--target-corpus", type=click.Path(path_type=Path), default=None, help="Target-language text to train fastText on when no vectors are given.")
+@click.option("--target-corpus", type=click.Path(path_type=Path), multiple=True, help="Target-language text: fastText training (wechsel, focus) or the contexts of new tokens (tokendistill, repeatable).")
 @click.option("--dictionary", type=click.Path(path_type=Path), default=None, help="wechsel: bilingual dictionary, `source<TAB>target` per line.")
 @click.option("--hypernet", type=click.Path(path_type=Path), default=None, help="hypernet: directory written by `transplant hypernet train`.")
+@click.option("--init", default=None, help="tokendistill: the method every row starts from (default fvt; e.g. hypernet with --hypernet DIR).")
+@click.option("--hub", default=None, metavar="DATASET[:CONFIG]", help="tokendistill: stream target text from a hub dataset's `text` field (needs internet).")
+@click.option("--snippets-per-token", type=POSITIVE, default=None, help="tokendistill: contexts (and optimizer steps) per new token (default 8).")
+@click.option("--snippet-length", type=POSITIVE, default=None, help="tokendistill: source tokens per context (default 32).")
+@click.option("--tokens-per-step", type=POSITIVE, default=None, help="tokendistill: new tokens learned together, one context each per step (default 32); bounds memory.")
+@click.option("--learning-rate", type=POSITIVE_FLOAT, default=None, help="tokendistill: AdamW learning rate of the new rows (default 3e-2).")
+@click.option("--distill-layer", type=int, default=None, help="tokendistill: layer whose hidden states are matched (-1: the final output, default).")
+@click.option("--head", type=click.Choice(["tied", "init", "ntp"]), default=None, help="tokendistill: output rows: learned by next-token prediction (ntp, default), the init method's rows, or keep a tied head tied.")
+@click.option("--head-learning-rate", type=POSITIVE_FLOAT, default=None, help="tokendistill: learning rate of the head rows with --head ntp (default 1e-3).")
+@click.option("--max-distilled-tokens", type=POSITIVE, default=None, help="tokendistill: distill at most this many new tokens (most frequent first); the rest keep their init rows.")
+@click.option("--max-seconds", type=POSITIVE_FLOAT, default=None, help="tokendistill: stop distilling after this many seconds; the rest keep their init rows.")
+@click.option("--resume", is_flag=True, help="tokendistill: continue an interrupted conversion to OUT from its last checkpoint.")
 @click.option("--max-shard-size", default="1GB", show_default=True, help="Largest output shard; bounds peak memory while copying.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_trust_remote_code_option
@@ -127,6 +139,10 @@ def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_to
     from .core import convert as run_convert
 
     # only the options given reach the method, which rejects those it does not take
+    corpora = method_options.pop("target_corpus")
+    if corpora:
+        method_options["target_corpus"] = corpora[0] if len(corpora) == 1 else list(corpora)
+    method_options["resume"] = method_options["resume"] or None  # a flag reaches only the method that takes it
     options = {key: value for key, value in method_options.items() if value is not None}
     report = run_convert(
         model,
@@ -149,6 +165,13 @@ def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_to
     )
     for role, counts in report.rules.items():
         click.echo(f"{role}: " + ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=lambda kv: -kv[1])))
+    details = report.details
+    if "distilled" in details:
+        per_token = f", {details['seconds_per_token']:.3f} s per token" if details["seconds_per_token"] else ""
+        click.echo(
+            f"token distillation: {details['distilled']} of {details['occurring']} new tokens in the text distilled "
+            f"in {details['seconds']:.0f} s{per_token}, peak RSS {details['peak_rss_mb']:.0f} MB; head: {details['head']}"
+        )
     if report.added_special_tokens:
         click.echo("added special tokens: " + " ".join(report.added_special_tokens))
 

@@ -6,6 +6,7 @@ import collections
 import copy
 import json
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,11 @@ from .checkpoint import OTHER_ROLE, open_checkpoint, read_tensor, vocabulary_axe
 from .errors import TransplantError
 from .files import OutputClaim, atomic_directory, refuse_overlap
 from .finite import describe_rows, nonfinite_rows, require_finite
-from .loading import load_tokenizer
+from .loading import load_model, load_tokenizer
 from .vocab import Vocabulary, VocabMapping, add_missing_special_tokens, build_mapping
 
+# Where an untied head goes in a checkpoint whose head was tied (every causal LM class here names it so)
+UNTIED_HEAD_KEY = "lm_head.weight"
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "decoder_start_token_id", "sep_token_id", "cls_token_id", "mask_token_id")
 REPORT_FILE = "transplant_report.json"
 # ids a model generates or starts from: a config that names them needs them in the new vocabulary
@@ -36,6 +39,7 @@ class TransplantReport:
     token_rules: list[str]  # rule that set each new token's input embedding
     seconds: float = 0.0
     added_special_tokens: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)  # what the method measured (Initializer.report)
 
     def to_json(self) -> dict:
         return {
@@ -45,6 +49,7 @@ class TransplantReport:
             "rules": self.rules,
             "added_special_tokens": self.added_special_tokens,
             "seconds": round(self.seconds, 2),
+            "details": self.details,
             "token_rules": self.token_rules,
         }
 
@@ -97,17 +102,26 @@ def new_vocab_tensors(
     options: dict,
     seed: int = 0,
     progress: bool = True,
+    model: initializers.ModelAccess | None = None,
+    tied: bool = False,
     *,
     names: dict[str, str] | None = None,
     skip_nonfinite_rows: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, list[str]]]:
-    """Rebuild each vocabulary tensor (role -> tensor) for the target vocabulary with ``method``.
+    """Rebuild each vocabulary tensor (role -> tensor) for the target vocabulary with ``method``
+    (a name, or an initialiser already built).
+
+    ``model`` gives methods that run the model (tokendistill) the model and both tokenizers.
+    When ``tied`` and the method unties the head, the result also has an "output" role, built
+    from the tied matrix: the caller then stores a head of its own.
 
     A source row holding NaN or inf stops the transplant, naming the tensor (``names``: role ->
     tensor name) and the row, unless ``skip_nonfinite_rows``: then that token counts as missing
     from the source. A new row that comes out non-finite is never returned.
     """
-    initializer = initializers.get(method, **options)
+    initializer = method if isinstance(method, initializers.Initializer) else initializers.get(method, **options)
+    if tied and "output" not in tensors and initializer.unties_head():
+        tensors = {**tensors, "output": tensors["input"]}  # the tied head is the input matrix
     names = names or {}
     sources = {role: tensor.float().reshape(tensor.shape[0], -1) for role, tensor in tensors.items()}
     unusable = _unusable_source_rows(sources, names, skip_nonfinite_rows)
@@ -119,7 +133,7 @@ def new_vocab_tensors(
     for role, tensor in tensors.items():
         generator = torch.Generator().manual_seed(seed)
         kind = _tensor_kind(role, sources[role])
-        inputs = initializers.InitInputs(mapping, sources[role], kind, generator, progress)
+        inputs = initializers.InitInputs(mapping, sources[role], kind, generator, progress, model=model)
         chosen = initializer if kind != "output_bias" or initializer.handles_bias else initializers.get("fvt")
         matrix, rule_names = chosen.initialize(inputs, size)
         require_finite(matrix, f"the new {names.get(role, role)} built by '{chosen.name}'")
@@ -161,10 +175,18 @@ def _neutralised(source: torch.Tensor, unusable: set[int], mapping: VocabMapping
     return source
 
 
-def _report(method, options, mapping, rules, seconds, added) -> TransplantReport:
+def _report(method, options, mapping, rules, seconds, added, details=None) -> TransplantReport:
     counts = {role: dict(collections.Counter(names)) for role, names in rules.items()}
-    plain = {key: str(value) if isinstance(value, Path) else value for key, value in options.items()}  # JSON-ready
-    return TransplantReport(method, plain, mapping.summary(), counts, rules["input"], seconds, added)
+    plain = {key: _plain(value) for key, value in options.items()}  # JSON-ready
+    return TransplantReport(method, plain, mapping.summary(), counts, rules["input"], seconds, added, details or {})
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
 def remap_config(config: dict, mapping: VocabMapping) -> dict:
@@ -228,15 +250,18 @@ def convert(
     progress: bool = True,
     **options,
 ) -> TransplantReport:
-    """Write ``out_dir``: ``model`` moved onto ``new_tokenizer``. Only vocabulary tensors are loaded.
+    """Write ``out_dir``: ``model`` moved onto ``new_tokenizer``. Only vocabulary tensors are loaded
+    (the whole model only for a method that runs it, such as tokendistill).
 
     ``out_dir`` may not be, contain or lie inside any input; it is locked for the run and appears
     complete, or not at all.
     """
     started = time.perf_counter()
-    initializers.get(method, **options)  # fail on a bad method or option before any heavy work
+    initializer = initializers.get(method, **options)  # fail on a bad method or option before any heavy work
     inputs = [model, new_tokenizer, *_paths_in(options.values())]
     with OutputClaim(out_dir, inputs=inputs, overwrite=overwrite) as output:
+        if overwrite and not options.get("resume"):
+            shutil.rmtree(run_directory(out_dir), ignore_errors=True)  # start over, as --overwrite says
         checkpoint = open_checkpoint(model)
         refuse_overlap(out_dir, [checkpoint.directory])  # a .gguf's cached directory, a hub snapshot
         source_tokenizer = load_tokenizer(checkpoint.directory)
@@ -244,18 +269,24 @@ def convert(
         mapping, target_tokenizer, added = plan(source_tokenizer, target_tokenizer, add_missing_special_tokens, progress, checkpoint.config)
         # every vocabulary tensor with its vocabulary axis first, as the initialisers expect
         stored = {role: read_tensor(checkpoint, key).movedim(checkpoint.vocab_axis(key), 0) for role, key in checkpoint.vocab_keys.items()}
+        access = initializers.ModelAccess(lambda: load_model(checkpoint.directory), source_tokenizer, target_tokenizer, run_directory(out_dir))
         tensors, rules = new_vocab_tensors(
-            mapping, stored, method, options, seed, progress, names=checkpoint.vocab_keys, skip_nonfinite_rows=skip_nonfinite_rows
+            mapping, stored, initializer, options, seed, progress, access, checkpoint.tied,
+            names=checkpoint.vocab_keys, skip_nonfinite_rows=skip_nonfinite_rows,
         )
         del stored  # the source rows are no longer needed; free them before copying the rest
-        report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
+        report = _report(method, options, mapping, rules, time.perf_counter() - started, added, initializer.report())
         config = remap_config(checkpoint.config, mapping)
+        keys = dict(checkpoint.vocab_keys)
+        if checkpoint.tied and "output" in tensors and "output" not in keys:  # the method untied the head: store it
+            keys["output"] = UNTIED_HEAD_KEY
+            config["tie_word_embeddings"] = False
         generation = _read_json(checkpoint.directory / "generation_config.json")
         _carry_model_conventions(source_tokenizer, target_tokenizer)
         write_checkpoint(
             checkpoint,
             output,
-            {key: tensors[role].movedim(0, checkpoint.vocab_axis(key)) for role, key in checkpoint.vocab_keys.items()},
+            {key: tensors[role].movedim(0, checkpoint.vocab_axis(key)) for role, key in keys.items()},
             config,
             remap_config(generation, mapping) if generation is not None else None,
             target_tokenizer.save_pretrained,
@@ -263,8 +294,15 @@ def convert(
             max_shard_bytes=max_shard_bytes,
             progress=progress,
         )
+        shutil.rmtree(access.run_dir, ignore_errors=True)  # the output is complete: its resume state is spent
     report.seconds = time.perf_counter() - started
     return report
+
+
+def run_directory(out_dir: Path) -> Path:
+    """Where a resumable method keeps its checkpoints while ``out_dir`` is being made."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f".{out_dir.name}.convert-run"
 
 
 def _paths_in(values) -> list:
@@ -320,7 +358,7 @@ def transplant(
     from .loading import load_model
 
     started = time.perf_counter()
-    initializers.get(method, **options)
+    initializer = initializers.get(method, **options)
     if not isinstance(model, PreTrainedModel):
         source_tokenizer = source_tokenizer or load_tokenizer(model)
         model = load_model(model)
@@ -338,7 +376,11 @@ def transplant(
         stored["output_bias"] = head.bias.detach()
     others = other_vocab_tensors(model)
     stored.update({OTHER_ROLE + name: tensor.detach().movedim(axis, 0) for name, (tensor, axis) in others.items()})
-    tensors, rules = new_vocab_tensors(mapping, stored, method, options, seed, progress, skip_nonfinite_rows=skip_nonfinite_rows)
+    access = initializers.ModelAccess(lambda: copy.deepcopy(model), source_tokenizer, target_tokenizer)
+    tensors, rules = new_vocab_tensors(mapping, stored, initializer, options, seed, progress, access, tied, skip_nonfinite_rows=skip_nonfinite_rows)
+    if tied and "output" in tensors:  # the method untied the head
+        tied = False
+        model.config.tie_word_embeddings = False
     install_vocab_tensors(model, tensors, tied)
     _install_other_vocab_tensors(model, {name: tensors[OTHER_ROLE + name].movedim(0, axis) for name, (_, axis) in others.items()})
     _remap_loaded_config(model.config, mapping)
@@ -347,7 +389,7 @@ def transplant(
             if is_token_key(key):
                 setattr(model.generation_config, key, value)
     _carry_model_conventions(source_tokenizer, target_tokenizer)
-    report = _report(method, options, mapping, rules, time.perf_counter() - started, added)
+    report = _report(method, options, mapping, rules, time.perf_counter() - started, added, initializer.report())
     return model, target_tokenizer, report
 
 

@@ -13,7 +13,7 @@ import pkgutil
 import warnings
 
 from ..errors import TransplantError
-from .base import EXACT, SPECIAL, InitInputs, Initializer
+from .base import EXACT, SPECIAL, InitInputs, Initializer, ModelAccess
 
 _REGISTRY: dict[str, type[Initializer]] = {}
 
@@ -58,4 +58,4 @@ def get(name: str, **options) -> Initializer:
     return method_class(name)(**options)
 
 
-__all__ = ["EXACT", "SPECIAL", "InitInputs", "Initializer", "available", "get", "method_class", "register"]
+__all__ = ["EXACT", "SPECIAL", "InitInputs", "Initializer", "ModelAccess", "available", "get", "method_class", "register"]

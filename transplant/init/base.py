@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import Callable, ClassVar
 
 import torch
 
@@ -13,6 +14,20 @@ from ..vocab import VocabMapping
 
 EXACT = "exact"
 SPECIAL = "special"
+
+
+@dataclass
+class ModelAccess:
+    """What a method that runs the model itself (``tokendistill``) gets beyond embedding rows.
+
+    The model is loaded only when ``load_model`` is called, so methods that only mix rows never
+    pay for it. ``run_dir`` is a scratch directory beside the output for resumable checkpoints.
+    """
+
+    load_model: Callable[[], object]  # the source model (transformers), in full precision
+    source_tokenizer: object
+    target_tokenizer: object
+    run_dir: Path | None = None
 
 
 @dataclass
@@ -25,6 +40,7 @@ class InitInputs:
     generator: torch.Generator
     progress: bool = True  # whether long steps may show progress bars
     new_tokens: int = 0  # rows ``rows()`` is asked for in all, over every batch (sizes searches)
+    model: ModelAccess | None = None  # the source model and both tokenizers, for methods that run it
 
     def token_rows(self) -> torch.Tensor:
         """Source rows of real tokens: no special tokens, no padding rows beyond the tokenizer."""
@@ -50,6 +66,15 @@ class Initializer:
     # this many: a million new tokens then need one batch of temporaries (queries, neighbour
     # rows) beside the result matrix, not several result-sized copies.
     row_batch: ClassVar[int | None] = None
+
+    def unties_head(self) -> bool:
+        """True when a tied model's head should get rows of its own (an "output" role built from
+        the tied matrix): a method whose input rows are learned may want the head left as init."""
+        return False
+
+    def report(self) -> dict:
+        """Anything the method measured (budgets, timings) for the conversion report."""
+        return {}
 
     def __init__(self, **options):
         known = {f.name for f in dataclasses.fields(self.Options)}
