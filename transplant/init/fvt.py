@@ -32,6 +32,7 @@ class FvtOptions:
 class FvtInit(Initializer):
     name = "fvt"
     Options = FvtOptions
+    row_batch = 65536  # each token is its own mean: batches bound the temporaries at 1M tokens
 
     def __init__(self, **options):
         super().__init__(**options)
