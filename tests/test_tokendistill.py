@@ -176,3 +176,17 @@ def test_cli_resume_after_kill_9_matches_the_uninterrupted_run(llama, target_dir
     assert all(torch.equal(a[name], b[name]) for name in a)
     log = json.loads((tmp_path / "killed" / "transplant_report.json").read_text())["details"]["log"]
     assert [r["step"] for r in log] == list(range(1, 16))
+
+
+def test_resume_refuses_another_target_text(llama, target_dir, corpus, tmp_path, monkeypatch):
+    options = dict(method="tokendistill", target_corpus=[corpus], max_distilled_tokens=12, progress=False, **QUICK)
+    save = trainer_module.save_checkpoint
+    monkeypatch.setattr(trainer_module, "save_checkpoint", interrupted_after(save, 2))
+    with pytest.raises(KeyboardInterrupt):
+        transplant.convert(llama, target_dir, tmp_path / "out", **options)
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save)
+    other = tiny.text_file(tmp_path / "other.txt", 3000, 600)
+    with pytest.raises(TransplantError, match="other inputs"):
+        transplant.convert(llama, target_dir, tmp_path / "out", **{**options, "target_corpus": [other]}, resume=True)
+    transplant.convert(llama, target_dir, tmp_path / "out", **options, resume=True)
+    assert (tmp_path / "out" / "config.json").is_file() and not run_directory(tmp_path / "out").exists()

@@ -17,7 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from . import init as initializers
 from .checkpoint import OTHER_ROLE, open_checkpoint, read_tensor, vocabulary_axes, write_checkpoint
 from .errors import TransplantError
-from .files import OutputClaim, atomic_directory, refuse_overlap
+from .files import OutputClaim, atomic_directory, input_fingerprint, refuse_other_inputs, refuse_overlap, remember_inputs
 from .finite import describe_rows, nonfinite_rows, require_finite
 from .loading import load_model, load_tokenizer
 from .vocab import Vocabulary, VocabMapping, add_missing_special_tokens, build_mapping
@@ -270,6 +270,9 @@ def convert(
         # every vocabulary tensor with its vocabulary axis first, as the initialisers expect
         stored = {role: read_tensor(checkpoint, key).movedim(checkpoint.vocab_axis(key), 0) for role, key in checkpoint.vocab_keys.items()}
         access = initializers.ModelAccess(lambda: load_model(checkpoint.directory), source_tokenizer, target_tokenizer, run_directory(out_dir))
+        resume = getattr(initializer.options, "resume", None)
+        if resume is not None:  # a resumable method: a resume must see the inputs the run started with
+            _check_resumable_inputs(access.run_dir, [model, new_tokenizer, *_paths_in(options.values())], bool(resume))
         tensors, rules = new_vocab_tensors(
             mapping, stored, initializer, options, seed, progress, access, checkpoint.tied,
             names=checkpoint.vocab_keys, skip_nonfinite_rows=skip_nonfinite_rows,
@@ -297,6 +300,19 @@ def convert(
         shutil.rmtree(access.run_dir, ignore_errors=True)  # the output is complete: its resume state is spent
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _check_resumable_inputs(run_dir: Path, inputs: list, resume: bool) -> None:
+    """Remember the inputs' fingerprints when a resumable run starts; refuse others on resume."""
+    from .training import latest_checkpoint
+
+    fingerprints = {"inputs": [input_fingerprint(i) if isinstance(i, (str, Path)) else "in memory" for i in inputs]}
+    record = run_dir / "inputs.json"
+    if resume:
+        refuse_other_inputs(record, fingerprints)
+    elif latest_checkpoint(run_dir) is None:  # a fresh start (an interrupted run is refused later)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remember_inputs(record, fingerprints)
 
 
 def run_directory(out_dir: Path) -> Path:
