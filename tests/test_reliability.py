@@ -637,3 +637,15 @@ def test_nonfinite_rows_are_found_across_scan_blocks():
     assert nonfinite_rows(rows).tolist() == [7, ROWS_AT_ONCE, 2 * ROWS_AT_ONCE + 2]
     assert nonfinite_rows(torch.tensor(float("nan"))).tolist() == [0]
     assert nonfinite_rows(torch.arange(4)).tolist() == [] and nonfinite_rows(torch.zeros(0, 3)).tolist() == []
+
+
+def test_without_renameat2_overwrite_still_replaces_whole_and_leaves_nothing(files, tmp_path, monkeypatch):
+    import transplant.files as files_module
+
+    monkeypatch.setattr(files_module, "_renameat2", lambda *args: False)  # a filesystem without it
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    transplant.convert(files["model"], files["tok"], out, overwrite=True, progress=False)
+    assert (out / "config.json").is_file() and not (out / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

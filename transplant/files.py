@@ -100,7 +100,7 @@ def exchange(first: Path, second: Path) -> None:
     """Swap two paths atomically where the kernel can; else move ``second`` aside and back."""
     if _renameat2(first, second, _RENAME_EXCHANGE):
         return
-    aside = second.with_name(second.name + ".swap")
+    aside = second.with_name(f".{second.name}.old-{os.getpid()}-swap")  # hidden; a killed run's is cleaned
     os.rename(second, aside)
     os.rename(first, second)
     os.rename(aside, first)
