@@ -11,21 +11,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from typing import TYPE_CHECKING
 
 from transplant.errors import TransplantError
-from transplant.init import InitInputs, Initializer, register
+from transplant.init import InitInputs, Initializer, option, register
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
 class HypernetOptions:
-    hypernet: object = None  # directory written by `transplant hypernet train`, or a loaded Hypernet
+    # a directory, or (Python API) a loaded Hypernet
+    hypernet: object = option(None, "Directory written by `transplant hypernet train`.", kind="path", accepts_objects=True)
 
 
 @register
 class HypernetInit(Initializer):
     name = "hypernet"
     Options = HypernetOptions
+    needs = ("hypernetwork",)
     handles_bias = False  # a head's bias is rebuilt by fvt
 
     def check(self) -> None:
