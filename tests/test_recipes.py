@@ -115,14 +115,23 @@ def test_offline_downloads_name_the_local_options(tmp_path, monkeypatch):
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no partial downloads left
 
 
-def test_unknown_method_and_missing_distillation(capsys):
+def test_unknown_method_and_methods_a_recipe_cannot_prepare(capsys):
     status, err = run_recipe("de", ["--compare", "nope"], capsys)
     assert status == 1 and "unknown method 'nope'" in err and "--compare" in err
-    try:
-        from transplant.distill import DistillConfig, distill  # noqa: F401
-    except ImportError:
-        status, err = run_recipe("de", ["--distill-tokens", "1000"], capsys)
-        assert status == 1 and "--distill-tokens" in err
+    status, err = run_recipe("de", ["--compare", "mean,omp"], capsys)
+    assert status == 1 and "cannot prepare what method 'omp' needs: a donor model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_all_methods_are_those_whose_inputs_the_recipe_prepares(tmp_path):
+    """--all-methods follows the methods' declared needs: no donor (omp) or trained hypernetwork,
+    and no method that trains on the model (tokendistill, which has its own budget)."""
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("ein kleiner Satz\n", encoding="utf-8")
+    module = load_recipe("generic")
+    reached = []
+    argv = ["--language", "xx", "--corpus", str(corpus), "--source-corpus", str(corpus), "--dictionary", str(corpus), "--all-methods"]
+    assert module.main(module.SPEC, module.__file__, None, lambda recipe: reached.append(recipe.methods), argv) == 0
+    assert reached == [["fvt", "focus", "mean", "mvn", "random", "tokenadapt", "topk", "wechsel"]]
 
 
 def test_help_explains_every_step():

@@ -41,7 +41,10 @@ from .files import atomic_directory, atomic_file, cache_dir, refuse_overlap
 from .errors import TransplantError
 from .hub_text import hub_lines
 
-STATIC_METHODS = ("wechsel", "focus")
+# What a recipe can prepare for a method (keys of transplant.init.NEEDS): it trains fastText on its
+# own text, finds or downloads a dictionary, and has target text and the model. A donor model or a
+# trained hypernetwork it cannot make, so --all-methods leaves out the methods that need them.
+RECIPE_PROVIDES = frozenset({"static_vectors", "dictionary", "target_text", "model"})
 MUSE_URL = "https://dl.fbaipublicfiles.com/arrival/dictionaries/{source}-{target}.txt"
 QUICK = {"train_bytes": 300_000, "source_bytes": 300_000, "eval_bytes": 6_000, "vocab_size": 4096, "hub_bytes": 400_000}
 STEP_FILE = "step.json"
@@ -246,8 +249,16 @@ def run_step(work: Path, name: str, params: dict, build, force: bool = False, ec
     return Step(name, directory, params, saved["info"], seconds, False, saved["built_at"])
 
 
-def needs_static(methods) -> bool:
-    return any(m in STATIC_METHODS for m in methods)
+def methods_needing(need: str, methods) -> list[str]:
+    from .init import method_class
+
+    return [m for m in methods if need in method_class(m).needs]
+
+
+def unprovided_needs(method: str) -> list[str]:
+    from .init import method_class
+
+    return [need for need in method_class(method).needs if need not in RECIPE_PROVIDES]
 
 
 def fewer_tokens(before: int, after: int) -> str:
@@ -292,16 +303,20 @@ class Recipe:
     ) -> Recipe:
         argv = list(sys.argv[1:] if argv is None else argv)
         args = parser(spec, doc, prog=" ".join(invoked_as) if invoked_as else None).parse_args(argv)
-        from .init import available
+        from .init import NEEDS, available, method_class
 
         if args.language is None:
             raise TransplantError("no language: pass --language CODE (e.g. sw)")
-        args.compare = available() if args.all_methods else [m.strip() for m in (args.compare if args.compare is not None else ",".join(spec.compare)).split(",") if m.strip()]
-        if args.all_methods:
-            args.compare = [m for m in args.compare if m != "omp"]  # needs a donor model that uses the new tokenizer
+        if args.all_methods:  # every method whose inputs the recipe can prepare, except those that train
+            args.compare = [m for m in available() if not unprovided_needs(m) and "model" not in method_class(m).needs]
+        else:
+            args.compare = [m.strip() for m in (args.compare if args.compare is not None else ",".join(spec.compare)).split(",") if m.strip()]
         for method in [args.method or spec.method, *args.compare]:
             if method not in available():
                 raise TransplantError(f"unknown method '{method}' (--method / --compare take: {', '.join(available())})")
+            missing = unprovided_needs(method)
+            if missing:
+                raise TransplantError(f"a recipe cannot prepare what method '{method}' needs: {'; '.join(NEEDS[need] for need in missing)}; convert with it yourself")
         if args.quick:
             for key, value in QUICK.items():
                 if getattr(args, key) is None:
@@ -343,19 +358,17 @@ class Recipe:
             raise TransplantError(f"held-out text not found: {a.held_out}; pass --held-out PATH, or leave it out to hold out {self.spec.held_out_fraction:.0%} of the lines")
         if a.tokenizer is not None and not Path(a.tokenizer).exists():
             raise TransplantError(f"tokenizer not found: {a.tokenizer}; pass --tokenizer DIR, or leave it out to train one")
-        if needs_static(self.methods):
+        if methods_needing("static_vectors", self.methods):
             if a.vectors == "local" and not self.source_corpus().is_file():
                 raise TransplantError(
                     f"no {a.source_language} text to train source fastText vectors on at {self.source_corpus()}: pass --source-corpus PATH, "
                     "or --vectors cc to download the published cc.*.300 vectors"
                 )
-            if "wechsel" in self.methods and a.dictionary != "muse" and not self.dictionary_path().is_file():
+            if methods_needing("dictionary", self.methods) and a.dictionary != "muse" and not self.dictionary_path().is_file():
                 raise TransplantError(
                     f"bilingual dictionary not found: {self.dictionary_path()}; pass --dictionary PATH (`{a.source_language}<TAB>{self.language}` word pairs), "
                     f"--dictionary muse to download the MUSE {a.source_language}-{self.language} dictionary, or --compare without wechsel"
                 )
-        if a.distill_tokens:
-            distill_api()
 
     def hub_label(self) -> str:
         dataset, config = self.hub_source()
@@ -515,16 +528,17 @@ class Recipe:
     def static_vectors(self, text: Step, tokenizer: Step) -> Step | None:
         """Step 3: fastText vectors and the bilingual dictionary, for the methods that use them."""
         a = self.args
-        if not needs_static(self.methods):
+        static_methods = methods_needing("static_vectors", self.methods)
+        if not static_methods:
             self.header(3, "static vectors: not needed by " + ", ".join(self.methods))
             return None
         from .init import get
 
         train_file = Path(text.info["train_file"])
-        self.header(3, f"static vectors ({a.vectors}) and dictionary for {', '.join(m for m in self.methods if m in STATIC_METHODS)}")
+        self.header(3, f"static vectors ({a.vectors}) and dictionary for {', '.join(static_methods)}")
         source_corpus = self.source_corpus()
         params = {
-            "text": text.id, "tokenizer": tokenizer.id, "vectors": a.vectors, "methods": sorted(m for m in self.methods if m in STATIC_METHODS),
+            "text": text.id, "tokenizer": tokenizer.id, "vectors": a.vectors, "methods": sorted(static_methods),
             "source_corpus": file_id(source_corpus) if a.vectors == "local" and "wechsel" in self.methods else None, "source_bytes": a.source_bytes,
             "dictionary": a.dictionary if a.dictionary == "muse" or "wechsel" not in self.methods else file_id(self.dictionary_path()),
             "languages": [a.source_language, self.language], "version": 1,
@@ -565,8 +579,12 @@ class Recipe:
         return step
 
     def method_options(self, method: str, static: Step | None) -> dict:
+        from .init import method_class
+
         info = static.info if static else {}
         threads = {"threads": self.args.threads} if self.args.threads else {}
+        if "target_text" in method_class(method).needs:
+            return {"target_corpus": self.text_step.info["train_file"]}
         if method == "wechsel":
             return {"source_vectors": info["wechsel_source_vectors"], "target_vectors": info["wechsel_target_vectors"], "dictionary": info["dictionary"], **threads}
         if method == "focus":
@@ -621,7 +639,9 @@ class Recipe:
         if not a.distill_tokens:
             self.header(5, "distillation: skipped (--distill-tokens N to run it)")
             return final
-        DistillConfig, run_distill = distill_api()
+        from .distill import DistillConfig
+        from .distill import distill as run_distill
+
         self.header(5, f"distillation: {a.distill_tokens:,} tokens into {final.label}")
         params = {"student": final.convert.id, "tokens": a.distill_tokens, "text": text.id, "version": 1}
         self.commands.append(command_line(["transplant", "distill", "--teacher", self.model_dir(), "--student", final.path, "--text", text.info["train_file"], "-o", self.work / "distill" / "model", "--max-tokens", a.distill_tokens]))
@@ -676,14 +696,6 @@ class Recipe:
             "steps": [{"step": s.name, "seconds": s.seconds, "reused": s.reused} for s in self.steps],
             "threads": a.threads, "wall_s": time.perf_counter() - self.started, "work_dir": str(self.work),
         }
-
-
-def distill_api():
-    try:
-        from .distill import DistillConfig, distill
-    except ImportError:
-        raise TransplantError("--distill-tokens needs `transplant distill` (issue #5), which this installation does not have yet; leave out --distill-tokens") from None
-    return DistillConfig, distill
 
 
 def link_tree(source: Path, target: Path) -> None:
