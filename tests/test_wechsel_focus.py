@@ -160,7 +160,7 @@ def test_wechsel_finds_the_plaintext_of_cipher_tokens(cipher):
     matrix, rules = _initialize(initializer, cipher.mapping, cipher.embeddings)
     counts = collections.Counter(rules)
     assert counts["wechsel"] > 400 and counts["exact"] > 200 and set(counts) <= {"wechsel", "exact", "special", "fvt", "mean"}
-    plan = initializer._plan
+    plan = initializer.last_plan
     assert plan.info["dictionary_pairs"] > 200
     # the heaviest neighbour of a cipher token is often exactly its plaintext token (chance: 1/570)
     weights = _dense(plan, len(cipher.embeddings))
@@ -282,7 +282,7 @@ def test_focus_combines_anchors_and_falls_back_to_fvt(german):
     matrix, rules = _initialize(initializer, german.mapping, german.embeddings)
     counts = collections.Counter(rules)
     assert counts["focus"] > 200 and counts["exact"] > 400 and counts["fvt"] > 0
-    plan = initializer._plan
+    plan = initializer.last_plan
     anchors = {german.mapping.matches[t] for t, kind in enumerate(german.mapping.match_kind) if kind == "exact"}
     assert set(plan.cols.tolist()) <= anchors  # only shared tokens' source rows are combined
     weights = _dense(plan, len(german.embeddings))

@@ -108,7 +108,7 @@ class FocusInit(Initializer):
 
     def __init__(self, **options):
         super().__init__(**options)
-        self._plan: SimilarityPlan | None = None
+        self.last_plan: SimilarityPlan | None = None  # reused for every tensor; public for inspection
 
     def check(self) -> None:
         o = self.options
@@ -125,9 +125,9 @@ class FocusInit(Initializer):
         return static.FastTextParams(model="cbow", dim=o.dim, epochs=o.epochs, min_count=o.min_count, neg=10)
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
-        plan = self._plan
+        plan = self.last_plan
         if plan is None or plan.mapping is not inputs.mapping or plan.target_ids != tuple(target_ids):
-            plan = self._plan = self.plan(inputs.mapping, target_ids, len(inputs.source), progress=inputs.progress)
+            plan = self.last_plan = self.plan(inputs.mapping, target_ids, len(inputs.source), progress=inputs.progress)
         return apply_plan(plan, inputs, target_ids, RULE)
 
     def plan(self, mapping: VocabMapping, target_ids: list[int], source_rows: int, progress: bool = True) -> SimilarityPlan:

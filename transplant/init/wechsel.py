@@ -133,7 +133,7 @@ class WechselInit(Initializer):
 
     def __init__(self, **options):
         super().__init__(**options)
-        self._plan: SimilarityPlan | None = None
+        self.last_plan: SimilarityPlan | None = None  # reused for every tensor; public for inspection
         self._given = set(options)
 
     def check(self) -> None:
@@ -151,9 +151,9 @@ class WechselInit(Initializer):
         return static.FastTextParams(model="cbow", dim=dim or o.dim, epochs=o.epochs, min_count=o.min_count, minn=5, maxn=5, neg=10)
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
-        plan = self._plan
+        plan = self.last_plan
         if plan is None or plan.mapping is not inputs.mapping or plan.target_ids != tuple(target_ids):
-            plan = self._plan = self.plan(inputs.mapping, target_ids, len(inputs.source), progress=inputs.progress)
+            plan = self.last_plan = self.plan(inputs.mapping, target_ids, len(inputs.source), progress=inputs.progress)
         return apply_plan(plan, inputs, target_ids, RULE)
 
     def side_vectors(self, mapping: VocabMapping, side: str, dictionary_words, dim: int | None) -> tuple[np.ndarray, np.ndarray, dict]:
