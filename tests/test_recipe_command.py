@@ -42,7 +42,7 @@ def test_recipe_help_and_errors_from_another_directory(tmp_path):
 
 def test_a_recipe_file_of_ones_own(tmp_path):
     mine = tmp_path / "swahili.py"
-    mine.write_text('"""Swahili, my way."""\nfrom transplant.recipe import RecipeSpec\nSPEC = RecipeSpec(language="sw", name="Swahili")\n')
+    mine.write_text('"""Swahili, my way."""\nfrom transplant.recipes import RecipeSpec\nSPEC = RecipeSpec(language="sw", name="Swahili")\n')
     result = run(["recipe", mine, "--out", tmp_path / "out"], tmp_path)
     assert result.returncode == 1 and "--corpus PATH" in result.stderr and "Swahili" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -574,7 +574,7 @@ def recipe(ctx, recipe):
     transplant recipe de --quick          # SmolLM2 to German on a small slice (a few minutes)
     transplant recipe fr --all-methods    # compare every method
     transplant recipe generic --language sw --corpus sw.txt
-    transplant recipe my_recipe.py ...    # a file defining SPEC = transplant.recipe.RecipeSpec(...)
+    transplant recipe my_recipe.py ...    # a file defining SPEC = transplant.recipes.RecipeSpec(...)
     transplant recipe de --help           # the recipe's own options
 
     RECIPE is one of de, fr, es, ru, zh, ja, ar, generic, or a recipe file. Text defaults to the
@@ -587,7 +587,7 @@ def recipe(ctx, recipe):
         click.echo(ctx.get_help())
         click.echo(f"\nbuilt-in recipes: {', '.join(available())}")
         return
-    from .recipe import main as run_recipe
+    from .recipes.command import main as run_recipe
 
     spec, doc, file = find_recipe(recipe)
     ctx.exit(run_recipe(spec, file, doc, argv=list(ctx.args), invoked_as=["transplant", "recipe", recipe]))
