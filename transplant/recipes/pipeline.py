@@ -41,7 +41,6 @@ from transplant.text import dedupe, held_out_tail, read_lines, take_bytes
 from transplant.recipes.spec import QUICK, RecipeSpec, shared_dir
 from transplant.recipes.steps import Step, file_id, link_tree, run_step, text_slice
 from transplant.recipes.downloads import download_muse_dictionary, published_vectors
-from transplant.recipes.options import parser
 from transplant.recipes.report import command_line, fewer_tokens, plot_results, render_report
 
 
@@ -99,11 +98,9 @@ class Recipe:
     # --- command line ------------------------------------------------------------------------
 
     @classmethod
-    def from_command_line(
-        cls, spec: RecipeSpec, recipe_file: str | Path, doc: str | None = None, argv: list[str] | None = None, invoked_as: list[str] | None = None
-    ) -> Recipe:
-        argv = list(sys.argv[1:] if argv is None else argv)
-        args = parser(spec, doc, prog=" ".join(invoked_as) if invoked_as else None).parse_args(argv)
+    def from_options(cls, spec: RecipeSpec, args: argparse.Namespace, recipe_file: str | Path, argv: list[str], invoked_as: list[str] | None = None) -> Recipe:
+        """A recipe run from its parsed command-line options (:mod:`transplant.recipes.options`):
+        the spec's defaults filled in, the methods checked, before any step runs."""
         from transplant.init import NEEDS, available, method_class
 
         if args.language is None:
