@@ -182,9 +182,9 @@ def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_to
     The options after --trust-remote-code belong to the methods named in their help (`transplant
     methods` lists them per method); a method refuses the options it does not take.
     """
+    options = _given_method_options(method, method_options)  # before the heavy imports: a bad option answers at once
     from .core import convert as run_convert
 
-    options = _given_method_options(method, method_options)
     report = run_convert(
         model,
         new_tokenizer,
