@@ -181,7 +181,7 @@ def open_checkpoint(spec: str | os.PathLike) -> Checkpoint:
         if key is not None and key not in known:  # not stored (a non-persistent buffer): nothing to remap
             others[key] = axis
     checkpoint = Checkpoint(
-        directory, config, tensor_files, input_key, output_key, bias_key, tied, auto_class, rows, str(spec), others
+        directory, config, tensor_files, input_key, output_key, bias_key, tied, auto_class, vocab_rows=rows, other_vocab_axes=others
     )
     _check_no_other_vocab_tensors(checkpoint)
     return checkpoint
