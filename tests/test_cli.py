@@ -113,6 +113,8 @@ def test_method_options_are_checked_against_the_chosen_method(files, tmp_path):
         ("--method", "tokendistill", "--target-corpus", files["corpus"], "--snippet-length", "3"): "'--snippet-length': 3 is not in the range x>=4",
         ("--method", "focus", "--target-corpus", files["corpus"], "--target-corpus", files["corpus"]): "method 'focus' takes one --target-corpus, not 2",
         ("--method", "tokendistill", "--target-corpus", files["corpus"], "--donor", model): "--donor is not an option of method 'tokendistill'",
+        # tokendistill also takes the options of its --init method: topk's, not fvt's
+        ("--method", "tokendistill", "--target-corpus", files["corpus"], "--init", "topk", "--weighting", "mean"): "(its options: --k, --temperature, --target-corpus",
     }
     for args, expected in cases.items():
         result = run("convert", model, model, "-o", out, *args)
