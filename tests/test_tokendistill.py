@@ -190,3 +190,55 @@ def test_resume_refuses_another_target_text(llama, target_dir, corpus, tmp_path,
         transplant.convert(llama, target_dir, tmp_path / "out", **{**options, "target_corpus": [other]}, resume=True)
     transplant.convert(llama, target_dir, tmp_path / "out", **options, resume=True)
     assert (tmp_path / "out" / "config.json").is_file() and not run_directory(tmp_path / "out").exists()
+
+
+def test_head_fit_features_are_the_models_states_before_each_token(llama, mapping, target_tokenizer, corpus):
+    """The feature for a target token is the final hidden state after the source pieces of
+    everything before it in its segment (prefix first): a full forward pass gives the same."""
+    from transplant.tokendistill.headfit import next_token_features
+
+    text = TokenizedText.from_text(corpus.read_text(), target_tokenizer)
+    model = load_model(llama).eval()
+    spelling = source_spelling(mapping, model.get_input_embeddings().weight.shape[0])
+    bos = [target_tokenizer.bos_token_id]
+    features, labels = next_token_features(model.base_model, text, spelling, bos, 40, None, progress=False)
+    assert len(labels) == 40 and labels.tolist() == text.ids[:40].tolist()  # the first segment's tokens, in order
+    ids = bos + [piece for token in text.ids[:40].tolist() for piece in spelling[token]]
+    with torch.no_grad():
+        full = model.base_model(torch.tensor([ids])).last_hidden_state[0]
+    ends = [len(bos) - 1] + list(torch.tensor([len(spelling[t]) for t in text.ids[:39].tolist()]).cumsum(0) + len(bos) - 1)
+    assert torch.allclose(features, full[ends], atol=1e-5)
+
+
+def test_head_fit_lowers_the_next_token_loss_and_moves_only_new_rows(llama, mapping, target_tokenizer, corpus):
+    from transplant.tokendistill.headfit import fit_head_rows, next_token_features
+
+    text = TokenizedText.from_text(corpus.read_text(), target_tokenizer)
+    model = load_model(llama).eval()
+    spelling = source_spelling(mapping, model.get_input_embeddings().weight.shape[0])
+    features, labels = next_token_features(model.base_model, text, spelling, [target_tokenizer.bos_token_id], 3000, None, progress=False)
+    head, _ = transplant.init.get("fvt").initialize(
+        transplant.init.InitInputs(mapping, model.get_output_embeddings().weight.detach(), "output", torch.Generator()), len(mapping.target)
+    )
+    new = [t for t in range(len(mapping.target)) if mapping.matches[t] < 0]
+    rows, losses = fit_head_rows(features, labels, head, new, 3, 1e-2, torch.Generator().manual_seed(0), progress=False)
+    fitted = head.index_copy(0, torch.tensor(new), rows)
+    before = torch.nn.functional.cross_entropy(features @ head.T, labels)
+    after = torch.nn.functional.cross_entropy(features @ fitted.T, labels)
+    assert after < before and losses[-1] < losses[0]
+    again, _ = fit_head_rows(features, labels, head, new, 3, 1e-2, torch.Generator().manual_seed(0), progress=False)
+    assert torch.equal(rows, again)  # seeded: the same rows every time
+
+
+def test_head_fit_gives_every_new_token_a_head_row(llama, target_dir, corpus, tmp_path):
+    report = transplant.convert(
+        llama, target_dir, tmp_path / "fit", method="tokendistill", target_corpus=corpus, head="fit", head_fit_tokens=2000,
+        head_fit_epochs=2, head_learning_rate=1e-2, max_distilled_tokens=2, progress=False, **QUICK,
+    )
+    new_tokens = sum(count for rule, count in report.rules["input"].items() if rule not in ("exact", "special"))
+    assert report.rules["output"] == {**{k: v for k, v in report.rules["output"].items() if k in ("exact", "special")}, "tokendistill-fit": new_tokens}
+    assert report.details["head_fit"]["examples"] == 2000 and report.rules["input"]["tokendistill"] == 2
+    weights = _embeddings(tmp_path / "fit")
+    assert load_model(tmp_path / "fit").config.tie_word_embeddings is False
+    shared = [i for i, rule in enumerate(json.loads((tmp_path / "fit" / "transplant_report.json").read_text())["token_rules"]) if rule == "exact"]
+    assert torch.equal(weights["lm_head.weight"][shared], weights["model.embed_tokens.weight"][shared])  # copied rows stay the source's

@@ -35,7 +35,7 @@ from .base import InitInputs, Initializer
 torch = lazy_import("torch")
 
 RULE = "tokendistill"
-HEADS = ("tied", "init", "ntp")
+HEADS = ("tied", "init", "ntp", "fit")
 # Measured on SmolLM2-135M (tied) -> German 32k, the first 64 tokens distilled (README, "Token
 # Distillation"): ntp (head lr 1e-3) 2.3074, init 2.3704, tied 4.6309 bits/byte. The paper's code
 # also learns untied heads by next-token prediction by default.
@@ -54,8 +54,15 @@ class TokenDistillOptions:
     tokens_per_step: int = option(DistillSettings.tokens_per_step, "New tokens learned together, one context each per step; bounds memory.", minimum=1)
     learning_rate: float = option(DistillSettings.learning_rate, "AdamW learning rate of the new rows.", minimum=0, above_minimum=True)
     distill_layer: int = option(DistillSettings.layer, "Layer whose hidden states are matched (-1: the final output).")
-    head: str = option(DEFAULT_HEAD, "Output rows: learned by next-token prediction (ntp), the init method's rows (init), or keep a tied head tied.", choices=HEADS)
-    head_learning_rate: float = option(DistillSettings.head_learning_rate, "Learning rate of the head rows with --head ntp.", minimum=0, above_minimum=True)
+    head: str = option(
+        DEFAULT_HEAD,
+        "Output rows: every new token's fitted on the model's hidden states over the text (fit), learned on the distilled tokens' snippets (ntp), "
+        "the init method's rows (init), or keep a tied head tied.",
+        choices=HEADS,
+    )
+    head_learning_rate: float = option(DistillSettings.head_learning_rate, "Learning rate of the head rows with --head ntp or fit.", minimum=0, above_minimum=True)
+    head_fit_tokens: int = option(100_000, "--head fit: target tokens of text whose hidden states the head rows are fitted on.", minimum=1)
+    head_fit_epochs: int = option(3, "--head fit: passes of the regression over those tokens.", minimum=1)
     max_distilled_tokens: int | None = option(None, "Distill at most this many new tokens (most frequent first); the rest keep their init rows.", kind="int", minimum=0)
     max_seconds: float | None = option(None, "Stop distilling after this many seconds; the rest keep their init rows.", kind="float", minimum=0, above_minimum=True)
     resume: bool = option(False, "Continue an interrupted conversion to OUT from its last checkpoint.")
@@ -77,6 +84,8 @@ class TokenDistillInit(Initializer):
         if passed:
             options["init_options"] = {**options.get("init_options", {}), **passed}
         self._outcome = None
+        self._fitted: tuple[list[int], torch.Tensor] | None = None
+        self._fit_details: dict = {}
         self._details: dict = {}
         super().__init__(**options)
 
@@ -131,6 +140,12 @@ class TokenDistillInit(Initializer):
         values, names = self.init_method.rows(inputs, target_ids)
         if inputs.kind == "input":
             self._distill(inputs, target_ids, values, names)
+        elif inputs.kind == "output" and self.head() == "fit" and self._fitted is not None:
+            position = {t: p for p, t in enumerate(target_ids)}
+            tokens, head_rows = self._fitted
+            for token, row in zip(tokens, head_rows):
+                values[position[token]] = row
+                names[position[token]] = f"{RULE}-fit"
         elif inputs.kind == "output" and self.head() == "ntp" and self._outcome is not None:
             position = {t: p for p, t in enumerate(target_ids)}
             tokens, _, head_rows = self._outcome
@@ -166,15 +181,17 @@ class TokenDistillInit(Initializer):
         tied = model.get_output_embeddings() is not None and model.get_output_embeddings().weight is model.get_input_embeddings().weight
         head = self.head_choice(tied)
         head_matrix = None
-        if head == "ntp":  # the whole init head of the new vocabulary: every other token competes
+        if head in ("ntp", "fit"):  # the whole init head of the new vocabulary: every other token competes
             source_head = model.get_output_embeddings().weight.detach().float()
             head_inputs = InitInputs(inputs.mapping, source_head, "output", inputs.generator, inputs.progress, access)
             head_matrix, _ = self.init_method.initialize(head_inputs, len(inputs.mapping.target))
         start = _start_of_text(access.source_tokenizer)
         outcome = distill_rows(
-            model, text, spelling, tokens, init_rows, self.settings(), head_matrix=head_matrix, prefix=start,
+            model, text, spelling, tokens, init_rows, self.settings(), head_matrix=head_matrix if head == "ntp" else None, prefix=start,
             run_dir=access.run_dir, resume=o.resume, progress=inputs.progress,
         )
+        if head == "fit":
+            self._fitted = self._fit_head(model, text, spelling, start, head_matrix, target_ids, inputs)
         del model
         done = tokens[: outcome.done]
         for token, row in zip(done, outcome.input_rows):
@@ -196,7 +213,25 @@ class TokenDistillInit(Initializer):
             "settings": dataclasses.asdict(self.settings()),
             "distilled_tokens": done,  # in the order learned (most frequent first)
             "log": outcome.log,
+            **({"head_fit": self._fit_details} if head == "fit" else {}),
         }
+
+    def _fit_head(self, model, text, spelling, prefix, head_matrix, target_ids, inputs) -> tuple[list[int], torch.Tensor]:
+        """--head fit: every new token's head row by next-token prediction on the model's own
+        final hidden states over the text (:mod:`transplant.tokendistill.headfit`)."""
+        import time
+
+        from ..tokendistill.headfit import fit_head_rows, next_token_features
+
+        o = self.options
+        started = time.perf_counter()
+        body = model.base_model
+        max_positions = getattr(model.config, "max_position_embeddings", None)
+        features, labels = next_token_features(body, text, spelling, prefix, o.head_fit_tokens, max_positions, inputs.progress)
+        generator = torch.Generator().manual_seed(0)
+        rows, losses = fit_head_rows(features, labels, head_matrix, list(target_ids), o.head_fit_epochs, o.head_learning_rate, generator, inputs.progress)
+        self._fit_details = {"examples": len(labels), "epoch_losses": [round(x, 4) for x in losses], "seconds": round(time.perf_counter() - started, 2)}
+        return list(target_ids), rows
 
 
 def _start_of_text(tokenizer) -> list[int]:
