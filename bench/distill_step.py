@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 WORK = ROOT / "bench" / "out" / "distill"
 
 
-def cpu_seconds(function, repeats: int) -> float:
+def cpu_seconds(repeats: int, function, *args, **kwargs) -> float:
     best = float("inf")
     for _ in range(repeats):
         started = time.process_time()
-        function()
+        function(*args, **kwargs)
         best = min(best, time.process_time() - started)
     return best
 
@@ -102,15 +102,15 @@ def main() -> None:
         tokens["teacher"] += int(batch.teacher_mask.sum())
         tokens["teacher padded"] += batch.teacher_mask.numel()
         teacher_side = teacher_pass(teachers["float32"], batch, teacher_boundary, False)
-        timings = {"plain step (student forward+backward, ce)": cpu_seconds(lambda: plain(batch), args.repeats),
-                   "before: plain step, F.cross_entropy": cpu_seconds(lambda: plain_direct(batch), args.repeats),
-                   "before: teacher forward, float32, padded, direct log-probabilities": cpu_seconds(lambda: teacher_direct(batch), args.repeats)}
+        timings = {"plain step (student forward+backward, ce)": cpu_seconds(args.repeats, plain, batch),
+                   "before: plain step, F.cross_entropy": cpu_seconds(args.repeats, plain_direct, batch),
+                   "before: teacher forward, float32, padded, direct log-probabilities": cpu_seconds(args.repeats, teacher_direct, batch)}
         for dtype, model in teachers.items():
             for rows in (True, False):
                 name = f"teacher forward, {dtype}, {'row by row' if rows else 'padded batch'}"
-                timings[name] = cpu_seconds(lambda: teacher_pass(model, batch, teacher_boundary, False, row_by_row=rows), args.repeats)
-        timings["ALM step without the teacher (student forward+backward, alm)"] = cpu_seconds(lambda: alm_without_teacher(batch, teacher_side), args.repeats)
-        timings["before: ALM step without the teacher, direct log-probabilities"] = cpu_seconds(lambda: alm_without_teacher_direct(batch, teacher_side), args.repeats)
+                timings[name] = cpu_seconds(args.repeats, teacher_pass, model, batch, teacher_boundary, False, row_by_row=rows)
+        timings["ALM step without the teacher (student forward+backward, alm)"] = cpu_seconds(args.repeats, alm_without_teacher, batch, teacher_side)
+        timings["before: ALM step without the teacher, direct log-probabilities"] = cpu_seconds(args.repeats, alm_without_teacher_direct, batch, teacher_side)
         for name, seconds in timings.items():
             parts.setdefault(name, []).append(seconds)
     plain_s = sum(parts["plain step (student forward+backward, ce)"])
