@@ -76,8 +76,8 @@ def teacher_pass(
 ) -> SidePass:
     """The teacher's forward, storing nothing for backward.
 
-    On a CPU the cost is proportional to the tokens it runs, padding included (19% of the teacher
-    tokens in bench/distill.py's batches), so by default each row runs alone at its own length
+    On a CPU the cost is proportional to the tokens it runs, padding included (11-19% of the teacher
+    tokens in bench/distill.py's batches of German text), so by default each row runs alone at its own length
     there; on an accelerator one padded call keeps the device busy instead.
     """
     ids, mask = batch.teacher_ids, batch.teacher_mask
