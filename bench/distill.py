@@ -4,10 +4,12 @@ SmolLM2-135M (teacher, its own tokenizer) is transplanted onto a 32k-token Germa
 on ../shared/corpus/de.train.txt with fvt (the student); then each objective trains the student's
 embeddings on the same German text, the same batches and the same number of student tokens.
 Held-out bits per byte are measured on the first --eval-bytes of de.test.txt every --eval-every
-steps. Throughput is student tokens per second of a whole step; the ``ce`` run, which never runs
-the teacher, is the student's own forward+backward, so alm/ce is the cost of distilling.
+steps. Throughput is student tokens per second of a whole step, and CPU milliseconds per student
+token (steadier than wall time while other jobs share the cores); the ``ce`` run, which never
+runs the teacher, is the student's own forward+backward, so alm/ce is the cost of distilling.
 
     python bench/distill.py --threads 1    # alm, ce, alm+ce and alm+ce with alm weighted 100
+    python bench/distill.py --threads 1 --losses ce,alm,alm+ce:alm=100/bfloat16   # ... with a bf16 teacher
 
 Writes bench/out/distill/{results.json,results.md} and bench/distill.png.
 """
@@ -25,6 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 OUT = ROOT / "bench" / "out" / "distill"
+
+
+def file_name(loss: str) -> str:
+    return loss.replace("/", "@")  # the teacher's dtype follows a slash
 
 
 def prepare_student(work: Path, model_dir: Path, language: str, vocab_size: int, train_bytes: int) -> Path:
@@ -50,7 +56,7 @@ def chunk_comparison(teacher: Path, student: Path, text: str, max_examples: int 
     import torch
 
     from transplant.distill.data import collate, make_examples
-    from transplant.distill.objectives import token_logprobs
+    from transplant.distill.logprobs import position_logprobs
     from transplant.distill.losses import chunk_log_likelihoods
     from transplant.loading import load_model, load_tokenizer
     from transplant.vocab import Vocabulary
@@ -66,7 +72,7 @@ def chunk_comparison(teacher: Path, student: Path, text: str, max_examples: int 
             sides = []
             for model, ids, mask, chunk in ((teacher_model, batch.teacher_ids, batch.teacher_mask, batch.teacher_chunk), (student_model, batch.student_ids, batch.student_mask, batch.student_chunk)):
                 logits = model(input_ids=ids, attention_mask=mask).logits
-                sides.append(chunk_log_likelihoods(token_logprobs(logits, ids), chunk, chunks)[batch.chunk_mask])
+                sides.append(chunk_log_likelihoods(position_logprobs(logits, ids)[0], chunk, chunks)[batch.chunk_mask])
             gap = sides[1] - sides[0]
             ahead.append(gap > 0)
             gaps.append(gap)
@@ -97,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--language", default="de")
     parser.add_argument("--vocab-size", type=int, default=32000)
-    parser.add_argument("--losses", default="alm,ce,alm+ce,alm+ce:alm=100", help="comma-separated --loss values to compare, each optionally with weights: alm+ce:alm=100")
+    parser.add_argument("--losses", default="alm,ce,alm+ce,alm+ce:alm=100", help="comma-separated --loss values to compare, each optionally with weights and the teacher's dtype: alm+ce:alm=100/bfloat16")
     parser.add_argument("--train", default="embeddings", choices=["embeddings", "lora", "full"])
     parser.add_argument("--budget-tokens", type=int, default=30_000, help="student tokens per run")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -107,6 +113,7 @@ def main() -> None:
     parser.add_argument("--train-text-bytes", type=int, default=2_000_000)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--work-dir", type=Path, default=OUT)
+    parser.add_argument("--no-chunk-comparison", action="store_true", help="skip the held-out chunk table (timing runs)")
     parser.add_argument("--reuse", action="store_true", help="take runs already measured with the same settings from --work-dir")
     args = parser.parse_args()
 
@@ -131,20 +138,21 @@ def main() -> None:
 
     runs = {}
     for loss in [name.strip() for name in args.losses.split(",") if name.strip()]:
-        objectives, _, weight_text = loss.partition(":")
+        spec, _, teacher_dtype = loss.partition("/")
+        objectives, _, weight_text = spec.partition(":")
         weights = {k: float(v) for k, v in (item.split("=") for item in weight_text.split(";") if item)}
         settings = {"train": args.train, "lr": args.lr, "budget": args.budget_tokens, "batch": args.batch_size, "eval_bytes": args.eval_bytes}
-        saved = work / f"run-{loss}.json"
+        saved = work / f"run-{file_name(loss)}.json"
         if args.reuse and saved.is_file() and json.loads(saved.read_text())["settings"] == settings:
             runs[loss] = json.loads(saved.read_text())
             print(f"{loss}: reused {saved}")
             continue
         config = DistillConfig(
             loss=objectives, loss_weights=weights, train=args.train, learning_rate=args.lr, max_tokens=args.budget_tokens, batch_size=args.batch_size,
-            eval_every=args.eval_every, eval_bytes=args.eval_bytes, checkpoint_every=0,
+            eval_every=args.eval_every, eval_bytes=args.eval_bytes, checkpoint_every=0, teacher_dtype=teacher_dtype or "float32",
         )
         started = time.perf_counter()
-        result = distill(teacher, student, [train_text], work / f"student-{loss}", config, eval_text=eval_text, overwrite=True, progress=True)
+        result = distill(teacher, student, [train_text], work / f"student-{file_name(loss)}", config, eval_text=eval_text, overwrite=True, progress=True)
         steps = [r for r in result.curve if "tokens_per_s" in r]
         runs[loss] = {
             "loss": loss,
@@ -154,6 +162,7 @@ def main() -> None:
             "bpb_before": result.bits_per_byte_before,
             "bpb_after": result.bits_per_byte_after,
             "tokens_per_s": sum(r["tokens_per_s"] for r in steps) / len(steps),
+            "cpu_ms_per_token": 1000 * sum(r["cpu_s"] for r in steps) / sum(r["step_tokens"] for r in steps),
             "teacher_bpb": teacher_bpb,
             "curve": result.curve,
             "settings": settings,
@@ -162,9 +171,11 @@ def main() -> None:
         print(f"{loss}: {result.bits_per_byte_before:.4f} -> {result.bits_per_byte_after:.4f} bits/byte, {runs[loss]['tokens_per_s']:.1f} tok/s", flush=True)
 
     held_out_text = read_text(eval_text, max_bytes=args.eval_bytes)
-    comparisons = {"fvt init": chunk_comparison(teacher, student, held_out_text)}
-    for loss in runs:
-        comparisons[loss] = chunk_comparison(teacher, work / f"student-{loss}", held_out_text)
+    comparisons = {}
+    if not args.no_chunk_comparison:
+        comparisons["fvt init"] = chunk_comparison(teacher, student, held_out_text)
+        for loss in runs:
+            comparisons[loss] = chunk_comparison(teacher, work / f"student-{file_name(loss)}", held_out_text)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     reference = runs.get("ce")
     lines = [
@@ -172,13 +183,15 @@ def main() -> None:
         f"{args.budget_tokens:,} student tokens per run, batch {args.batch_size} x ~1 KB, threads={torch.get_num_threads()}; "
         f"teacher {teacher_bpb:.4f} bits/byte on {args.eval_bytes:,} bytes of {eval_text.name}; peak RSS {peak_mib:,.0f} MiB",
         "",
-        "| objective | bits/byte before | after | steps | student tok/s | step time vs ce |",
-        "|---|---|---|---|---|---|",
+        "| objective | bits/byte before | after | steps | student tok/s | step time vs ce | CPU ms per student token | CPU time vs ce |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for loss, run in runs.items():
         ratio = f"{reference['tokens_per_s'] / run['tokens_per_s']:.2f}x" if reference else "-"
-        lines.append(f"| {loss} | {run['bpb_before']:.4f} | {run['bpb_after']:.4f} | {run['steps']} | {run['tokens_per_s']:.1f} | {ratio} |")
-    lines += ["", "| student | chunks where student > teacher | mean gap (nats/chunk) | gain from those chunks (nats/chunk) |", "|---|---|---|---|"]
+        cpu_ratio = f"{run['cpu_ms_per_token'] / reference['cpu_ms_per_token']:.2f}x" if reference else "-"
+        lines.append(f"| {loss} | {run['bpb_before']:.4f} | {run['bpb_after']:.4f} | {run['steps']} | {run['tokens_per_s']:.1f} | {ratio} | {run['cpu_ms_per_token']:.1f} | {cpu_ratio} |")
+    if comparisons:
+        lines += ["", "| student | chunks where student > teacher | mean gap (nats/chunk) | gain from those chunks (nats/chunk) |", "|---|---|---|---|"]
     for name, c in comparisons.items():
         lines.append(f"| {name} | {c['student_ahead']:.1%} of {c['chunks']:,} | {c['mean_gap']:+.3f} | {c['gap_where_ahead']:+.3f} |")
     table = "\n".join(lines)

@@ -57,3 +57,46 @@ def test_masked_chunks_do_not_count():
     loss = alm_loss(teacher, student, torch.tensor([[True, False]]))
     loss.backward()
     assert abs(loss.item()) < 1e-6 and student.grad[0, 1] == 0
+
+
+def reference_token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """The direct formula (one logsumexp per use) that position_logprobs replaces."""
+    logits = logits[:, :-1].float()
+    picked = logits.gather(-1, ids[:, 1:, None]).squeeze(-1) - logits.logsumexp(-1)
+    return torch.nn.functional.pad(picked, (1, 0))
+
+
+def reference_boundary_logprobs(logits: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
+    logits = logits.float()
+    return logits[..., boundary].logsumexp(-1) - logits.logsumexp(-1)
+
+
+@pytest.mark.parametrize("with_boundary", [True, False])
+def test_position_logprobs_and_their_gradient_equal_the_direct_formulas(with_boundary):
+    from transplant.distill.logprobs import position_logprobs
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 11, 300, generator=generator) * 6
+    logits[1, 4] -= 300 * torch.rand(300, generator=generator)  # wide spread: many exponentials underflow
+    boundary = torch.rand(300, generator=generator) < 0.4
+    logits[0, 2, boundary] -= 200  # the boundary mass there is ~e^-200, below float32's range
+    ids = torch.randint(0, 300, (3, 11), generator=generator)
+    weights = torch.randn(2, 3, 11, generator=generator, dtype=torch.float64)
+
+    fast_input, direct_input = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    token, space = position_logprobs(fast_input, ids, boundary if with_boundary else None)
+    direct_token = reference_token_logprobs(direct_input, ids)
+    torch.testing.assert_close(token, direct_token, rtol=1e-6, atol=2e-5)
+    fast_objective, direct_objective = (token.double() * weights[0]).sum(), (direct_token.double() * weights[0]).sum()
+    if with_boundary:
+        direct_space = reference_boundary_logprobs(direct_input, boundary)
+        torch.testing.assert_close(space, direct_space, rtol=1e-6, atol=2e-5)
+        assert space[0, 2].item() < -150  # exact where a plain sum of exponentials gives log(0)
+        fast_objective = fast_objective + (space.double() * weights[1]).sum()
+        direct_objective = direct_objective + (direct_space.double() * weights[1]).sum()
+    else:
+        assert space is None
+    fast_objective.backward()
+    direct_objective.backward()
+    torch.testing.assert_close(fast_input.grad, direct_input.grad, rtol=1e-5, atol=1e-6)
+    assert fast_input.grad.abs().sum() > 0

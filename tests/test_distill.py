@@ -197,3 +197,46 @@ def test_gradient_checkpointing_and_a_bf16_teacher_change_memory_not_results(set
     c = _weights(tmp_path / "half")
     assert all(torch.isfinite(t).all() for t in c.values())
     assert any(not torch.equal(a[name], c[name]) for name in a)  # bf16 really ran
+
+
+def test_objectives_equal_the_direct_computation_from_padded_logits(setup, llama, source_tokenizer, target_tokenizer):
+    """The teacher run row by row (or padded), one softmax per side: the same ALM, cross-entropy and
+    latent values and gradients as the direct formulas on one padded forward of each model."""
+    from test_alm_loss import reference_boundary_logprobs, reference_token_logprobs
+
+    from transplant.distill.objectives import SidePass, alm_objective, latent_objective, teacher_pass
+
+    teacher_vocab, student_vocab = Vocabulary.from_tokenizer(source_tokenizer), Vocabulary.from_tokenizer(target_tokenizer)
+    examples = make_examples("\n".join(TRAIN_LINES[:60]), teacher_vocab, student_vocab, segment_bytes=300, max_length=512)
+    batch = collate(sorted(examples, key=lambda e: len(e.teacher_ids))[::-4][:4])  # rows of different lengths
+    assert (batch.teacher_mask == 0).any()  # there is padding to skip
+    teacher, student = load_model(llama), load_model(setup / "student")
+    teacher_boundary, student_boundary = boundary_token_mask(teacher_vocab), boundary_token_mask(student_vocab)
+    options = AlmOptions()
+
+    teacher_out = teacher(input_ids=batch.teacher_ids, attention_mask=batch.teacher_mask, output_hidden_states=True)
+    student_out = student(input_ids=batch.student_ids, attention_mask=batch.student_mask, output_hidden_states=True)
+    teacher_logits, student_logits = teacher_out.logits.detach(), student_out.logits
+    direct_teacher = SidePass(reference_token_logprobs(teacher_logits, batch.teacher_ids), reference_boundary_logprobs(teacher_logits, teacher_boundary))
+    direct_student = SidePass(reference_token_logprobs(student_logits, batch.student_ids), reference_boundary_logprobs(student_logits, student_boundary))
+    targets = batch.student_ids[:, 1:].masked_fill(batch.student_mask[:, 1:] == 0, -100)
+    direct = {
+        "alm": alm_objective(batch, direct_teacher, direct_student, options),
+        "ce": torch.nn.functional.cross_entropy(student_logits[:, :-1].flatten(0, 1), targets.flatten(), ignore_index=-100),
+        "latents": latent_objective(batch, teacher_out.hidden_states[-1].detach(), student_out.hidden_states[-1]),
+    }
+    direct_total = direct["alm"] * 100 + direct["ce"] + direct["latents"]
+    direct_grad = torch.autograd.grad(direct_total, student.get_input_embeddings().weight)[0]
+
+    real = batch.teacher_mask.bool()
+    for row_by_row in (True, False):  # the CPU default, and one padded call as on an accelerator
+        fast_teacher = teacher_pass(teacher, batch, teacher_boundary, False, row_by_row=row_by_row)
+        torch.testing.assert_close(fast_teacher.token_logp[real], direct_teacher.token_logp[real], rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(fast_teacher.space_logp[real], direct_teacher.space_logp[real], rtol=1e-5, atol=1e-4)
+    fast = _objectives(batch, teacher, student, {"alm": 100.0, "ce": 1.0, "latents": 1.0}, teacher_boundary, student_boundary, options)
+    fast_total = fast["alm"] * 100 + fast["ce"] + fast["latents"]
+    fast_grad = torch.autograd.grad(fast_total, student.get_input_embeddings().weight)[0]
+    for name in direct:
+        torch.testing.assert_close(fast[name], direct[name], rtol=1e-5, atol=1e-6)
+    assert direct["alm"].item() > 0 and direct["latents"].item() > 0 and direct_grad.abs().sum() > 0
+    torch.testing.assert_close(fast_grad, direct_grad, rtol=1e-4, atol=1e-7)

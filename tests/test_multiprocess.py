@@ -42,10 +42,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch(processes: int, args: list[str], **popen) -> subprocess.Popen:
-    transplant = shutil.which("transplant")
+def launch(processes: int, args: list[str], program: list[str] | None = None, **popen) -> subprocess.Popen:
+    """``program`` (default: ``transplant distill``) with ``args`` on ``processes`` torchrun ranks."""
+    program = program or [shutil.which("transplant"), "distill"]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(free_port()),
-               transplant, "distill", *args]
+               *program, *args]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
@@ -91,17 +92,22 @@ def interrupted_two_process_run(setup, llama, out, kill_after_step: int, whole_g
     args[args.index("--checkpoint-every") + 1] = "1"
     args[args.index("--max-steps") + 1] = "12"
     process = launch(2, args, start_new_session=True)
-    checkpoint = run_directory(out) / "checkpoints" / f"step-{kill_after_step}" / "state.json"
+    kill_once_saved(process, run_directory(out) / "checkpoints" / f"step-{kill_after_step}", whole_group)
+    assert not out.exists(), "the run finished before it could be killed"
+    return args
+
+
+def kill_once_saved(launcher: subprocess.Popen, checkpoint, whole_group: bool) -> None:
+    """Once ``checkpoint`` is complete, SIGKILL the launcher's last rank (torchrun then ends the
+    other) or every rank, and wait for the launcher."""
     deadline = time.time() + 300
-    while not checkpoint.is_file() and process.poll() is None and time.time() < deadline:
+    while not (checkpoint / "state.json").is_file() and launcher.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    ranks = open(f"/proc/{process.pid}/task/{process.pid}/children").read().split()  # the launcher's workers
+    ranks = open(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read().split()  # the launcher's workers
     assert len(ranks) == 2, ranks
     for rank in ranks if whole_group else ranks[-1:]:
         os.kill(int(rank), signal.SIGKILL)
-    process.communicate(timeout=300)
-    assert not out.exists(), "the run finished before it could be killed"
-    return args
+    launcher.communicate(timeout=300)
 
 
 def test_kill_9_of_one_rank_then_resume_matches_the_uninterrupted_run(setup, llama, tmp_path):
@@ -137,3 +143,38 @@ def test_hypernet_training_on_two_processes_gives_the_weights_of_one(setup, llam
     one, two = load_file(tmp_path / "one" / "hypernet.safetensors"), load_file(tmp_path / "two" / "hypernet.safetensors")
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+HYPERNET_SCRIPT = """import json, sys
+import hypernet
+options = json.loads(sys.argv[4])
+hypernet.train(sys.argv[1], [sys.argv[2]], sys.argv[3], resume="--resume" in sys.argv, progress=False, **options)
+"""
+
+
+def test_kill_9_of_one_rank_during_hypernet_training_then_resume_matches_the_uninterrupted_run(setup, llama, tmp_path):
+    # checkpoint_every is no CLI option of `hypernet train`, so the ranks run hypernet.train from a script
+    import json
+
+    import hypernet
+
+    options = dict(max_steps=10, identity_steps=2, batch_size=2, block_size=16, sampled_vocab_size=300, checkpoint_every=1, eval_every=100)
+    hypernet.train(llama, [setup / "train.txt"], tmp_path / "reference", progress=False, **options)
+    script = tmp_path / "train_hypernet.py"
+    script.write_text(HYPERNET_SCRIPT)
+    out = tmp_path / "killed"
+    args = [str(llama), str(setup / "train.txt"), str(out), json.dumps(options)]
+    program = [str(script)]
+    checkpoint = out.with_name("killed.run") / "checkpoints" / "step-3"
+    kill_once_saved(launch(2, args, program, start_new_session=True), checkpoint, whole_group=False)
+    assert not out.exists(), "the run finished before it could be killed"
+    assert (checkpoint / "state.json").is_file()  # so the resume continues from a checkpoint
+    resumed = launch(2, args + ["--resume"], program)
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr[-3000:]
+    reference, killed = load_file(tmp_path / "reference" / "hypernet.safetensors"), load_file(out / "hypernet.safetensors")
+    assert reference.keys() == killed.keys()
+    for name in reference:
+        torch.testing.assert_close(killed[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
+    steps = [[json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] for run in (out, tmp_path / "reference")]
+    assert steps[0] == steps[1] and steps[0][-1] == 10  # the resumed log continues, no step twice

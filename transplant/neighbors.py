@@ -10,6 +10,13 @@ multiply-adds (~11 min on 2 cores, estimated); the graph takes ~10 s to build an
 ``HNSW_SEARCH_DEPTH`` 128 is searched in ~3.5-4.5 min (bench/large_vocab.py), at the price of some
 neighbours: on that benchmark a third of the ``topk`` rows equal the exact search's, mean cosine
 0.985. A lower depth is faster and less exact (64: ~2x faster; 32: ~3.5x).
+
+An int8 coarse pass (int8 x int8 scores of every pair, then the best k*2 or k*4 re-ranked in
+float32) and faiss's 8-bit scalar quantizer were measured and not adopted: neither is faster than
+the exact search on this CPU (bench/neighbor_search.py). The same bench timed, on one thread
+against SmolLM2's 49k rows, the exact search at 725 s per million queries and HNSW (depth 128)
+at 826 s with recall@10 0.87: about 6 min for exact on 2 cores, not the ~11 estimated above, so
+``EXACT_WORK_LIMIT`` should be re-measured on a full bench/large_vocab.py run (not done yet).
 """
 
 from __future__ import annotations

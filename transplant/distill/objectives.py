@@ -17,10 +17,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import TransplantError
 from .data import NO_CHUNK, Batch
+from .logprobs import position_logprobs
 from .losses import DEFAULT_TEMPERATURE, alm_loss, chunk_log_likelihoods
 
 OBJECTIVES = ("alm", "ce", "latents")
@@ -32,19 +32,6 @@ class AlmOptions:
     divergence: str = "binary_ce"
     merge_threshold: float = 0.1  # 0 keeps the smallest chunks
     append_boundary: bool = True
-
-
-def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """[batch, length]: log p(ids[t] | ids[<t]); position 0 (the start token) gets 0."""
-    logits = logits[:, :-1].float()
-    picked = logits.gather(-1, ids[:, 1:, None]).squeeze(-1) - logits.logsumexp(-1)
-    return F.pad(picked, (1, 0))
-
-
-def boundary_logprobs(logits: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
-    """[batch, length]: log p(the token after position t starts a word)."""
-    logits = logits.float()
-    return logits[..., boundary].logsumexp(-1) - logits.logsumexp(-1)
 
 
 def merge_chunks(closed: torch.Tensor, chunk_mask: torch.Tensor, token_chunk: torch.Tensor):
@@ -70,16 +57,60 @@ def merge_chunks(closed: torch.Tensor, chunk_mask: torch.Tensor, token_chunk: to
     return token_merged, merged_mask, ends
 
 
-def alm_objective(batch: Batch, teacher_logits, student_logits, teacher_boundary, student_boundary, options: AlmOptions) -> torch.Tensor:
-    teacher_logp = token_logprobs(teacher_logits, batch.teacher_ids)
-    student_logp = token_logprobs(student_logits, batch.student_ids)
+@dataclass
+class SidePass:
+    """What the objectives need from one side's forward pass, per position [batch, length]."""
+
+    token_logp: torch.Tensor | None  # log p(token t | tokens < t), 0 at the start token
+    space_logp: torch.Tensor | None  # log p(the token after t starts a word); None where unused
+    hidden: torch.Tensor | None = None  # last hidden state [batch, length, width], for latents
+
+
+def student_pass(output, ids: torch.Tensor, boundary: torch.Tensor | None, hidden: bool, *, logprobs: bool = True) -> SidePass:
+    token_logp, space_logp = position_logprobs(output.logits, ids, boundary) if logprobs else (None, None)
+    return SidePass(token_logp, space_logp, output.hidden_states[-1] if hidden else None)
+
+
+def teacher_pass(
+    teacher, batch: Batch, boundary: torch.Tensor | None, hidden: bool, *, logprobs: bool = True, row_by_row: bool | None = None
+) -> SidePass:
+    """The teacher's forward, storing nothing for backward.
+
+    On a CPU the cost is proportional to the tokens it runs, padding included (11-19% of the teacher
+    tokens in bench/distill.py's batches of German text), so by default each row runs alone at its own length
+    there; on an accelerator one padded call keeps the device busy instead.
+    """
+    ids, mask = batch.teacher_ids, batch.teacher_mask
+    if ids.device.type == "cpu" if row_by_row is None else row_by_row:
+        calls = [(ids[row : row + 1, : int(mask[row].sum())], None) for row in range(ids.shape[0])]
+    else:
+        calls = [(ids, mask)]
+    pieces = []
+    with torch.inference_mode():
+        for call_ids, call_mask in calls:
+            output = teacher(input_ids=call_ids, attention_mask=call_mask, output_hidden_states=hidden, use_cache=False)
+            token, space = position_logprobs(output.logits, call_ids, boundary) if logprobs else (None, None)
+            pieces.append((token, space, output.hidden_states[-1] if hidden else None))
+    # concatenated outside inference mode: tensors that may enter the student's graph
+    return SidePass(*(_padded_rows([piece[i] for piece in pieces], ids.shape[1]) for i in range(3)))
+
+
+def _padded_rows(rows: list, length: int) -> torch.Tensor | None:
+    """Rows [1 or batch, own length, ...] right-padded with zeros to ``length`` and stacked."""
+    if rows[0] is None:
+        return None
+    padded = []
+    for row in rows:
+        shape = (row.shape[0], length - row.shape[1], *row.shape[2:])
+        padded.append(torch.cat([row, row.new_zeros(shape)], 1))
+    return torch.cat(padded)
+
+
+def alm_objective(batch: Batch, teacher: SidePass, student: SidePass, options: AlmOptions) -> torch.Tensor:
+    teacher_logp, student_logp = teacher.token_logp, student.token_logp
+    teacher_space, student_space = teacher.space_logp, student.space_logp
     teacher_chunk, student_chunk, chunk_mask = batch.teacher_chunk, batch.student_chunk, batch.chunk_mask
     teacher_end, student_end = batch.teacher_chunk_end, batch.student_chunk_end
-    if options.append_boundary or options.merge_threshold > 0:
-        with torch.no_grad():
-            teacher_space = boundary_logprobs(teacher_logits, teacher_boundary)
-    if options.append_boundary:
-        student_space = boundary_logprobs(student_logits, student_boundary)
     if options.merge_threshold > 0:
         at_end = teacher_space.gather(1, teacher_end)
         closed = at_end > math.log(options.merge_threshold)
@@ -96,10 +127,10 @@ def alm_objective(batch: Batch, teacher_logits, student_logits, teacher_boundary
     return alm_loss(teacher_chunk_logp, student_chunk_logp, chunk_mask, options.temperature, options.divergence)
 
 
-def ce_objective(batch: Batch, student_logits) -> torch.Tensor:
-    targets = batch.student_ids[:, 1:].masked_fill(batch.student_mask[:, 1:] == 0, -100)
-    logits = student_logits[:, :-1].float()
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+def ce_objective(batch: Batch, student: SidePass) -> torch.Tensor:
+    """Mean next-token cross-entropy over the student's real tokens."""
+    real = batch.student_mask[:, 1:].to(student.token_logp.dtype)
+    return -(student.token_logp[:, 1:] * real).sum() / real.sum().clamp_min(1.0)
 
 
 def latent_objective(batch: Batch, teacher_hidden, student_hidden) -> torch.Tensor:

@@ -30,7 +30,7 @@ from ..loading import load_model, load_tokenizer, require_causal
 from ..training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, process_state, save_checkpoint, step_generator
 from ..vocab import Vocabulary, boundary_token_mask
 from .data import Batch, Example, collate, make_examples
-from .objectives import OBJECTIVES, AlmOptions, alm_objective, ce_objective, latent_objective
+from .objectives import OBJECTIVES, AlmOptions, alm_objective, ce_objective, latent_objective, student_pass, teacher_pass
 from .trainable import DEFAULT_LEARNING_RATES, finished_model, prepare_trainable, trainable_parameters
 
 REPORT_FILE = "distill_report.json"
@@ -236,7 +236,7 @@ def _distill(teacher, student, texts, out: Path, output: OutputClaim | None, con
     bar = tqdm(total=config.max_tokens, initial=min(tokens, config.max_tokens), unit="tok", desc="distilling", disable=not progress)
     done = _budget_spent(step, tokens, config)
     while not done:
-        step_started = time.perf_counter()
+        step_started, step_cpu_started = time.perf_counter(), time.process_time()
         losses = torch.zeros(len(objectives), dtype=torch.float64)
         step_tokens = 0
         for position, micro in enumerate(my_micro_batches):
@@ -264,7 +264,9 @@ def _distill(teacher, student, texts, out: Path, output: OutputClaim | None, con
         step += 1
         tokens += step_tokens
         seconds = time.perf_counter() - step_started
-        record = {"step": step, "tokens": tokens, "lr": scheduler.get_last_lr()[0], "tokens_per_s": step_tokens / seconds, **losses}
+        # CPU seconds too: on shared cores they measure the step's own work, wall time does not
+        record = {"step": step, "tokens": tokens, "lr": scheduler.get_last_lr()[0], "tokens_per_s": step_tokens / seconds,
+                  "step_tokens": step_tokens, "cpu_s": time.process_time() - step_cpu_started, **losses}
         done = _budget_spent(step, tokens, config)
         if main and held_out is not None and (done or (config.eval_every and step % config.eval_every == 0)):
             record["eval_bpb"] = evaluate()
@@ -312,19 +314,22 @@ def _distill(teacher, student, texts, out: Path, output: OutputClaim | None, con
 
 
 def _objectives(batch: Batch, teacher, student, objectives, teacher_boundary, student_boundary, alm: AlmOptions) -> dict:
-    wants_latents = "latents" in objectives
-    teacher_out = None
+    wants_alm, wants_latents = "alm" in objectives, "latents" in objectives
+    teacher_side = None
     if teacher is not None:
-        with torch.no_grad():
-            teacher_out = teacher(input_ids=batch.teacher_ids, attention_mask=batch.teacher_mask, output_hidden_states=wants_latents)
-    student_out = student(input_ids=batch.student_ids, attention_mask=batch.student_mask, output_hidden_states=wants_latents)
+        boundary = teacher_boundary if wants_alm and (alm.append_boundary or alm.merge_threshold > 0) else None
+        teacher_side = teacher_pass(teacher, batch, boundary, wants_latents, logprobs=wants_alm)
+    # use_cache=False: nothing is decoded, so no key/value cache is worth building (here or for the teacher)
+    student_out = student(input_ids=batch.student_ids, attention_mask=batch.student_mask, output_hidden_states=wants_latents, use_cache=False)
+    boundary = student_boundary if wants_alm and alm.append_boundary else None
+    student_side = student_pass(student_out, batch.student_ids, boundary, wants_latents, logprobs=wants_alm or "ce" in objectives)
     parts = {}
-    if "alm" in objectives:
-        parts["alm"] = alm_objective(batch, teacher_out.logits, student_out.logits, teacher_boundary, student_boundary, alm)
+    if wants_alm:
+        parts["alm"] = alm_objective(batch, teacher_side, student_side, alm)
     if "ce" in objectives:
-        parts["ce"] = ce_objective(batch, student_out.logits)
+        parts["ce"] = ce_objective(batch, student_side)
     if wants_latents:
-        parts["latents"] = latent_objective(batch, teacher_out.hidden_states[-1], student_out.hidden_states[-1])
+        parts["latents"] = latent_objective(batch, teacher_side.hidden, student_side.hidden)
     return parts
 
 
