@@ -16,7 +16,7 @@ from transplant.distill import AlmOptions, DistillConfig, distill
 from transplant.distill import trainer as trainer_module
 from transplant.distill.data import collate, make_examples
 from transplant.distill.objectives import merge_chunks
-from transplant.distill.trainer import _objectives, run_directory
+from transplant.distill.trainer import objective_values, run_directory
 from transplant.loading import load_model, load_tokenizer
 from transplant.vocab import Vocabulary, boundary_token_mask
 
@@ -55,7 +55,7 @@ def test_alm_is_zero_with_zero_gradient_when_student_is_teacher(llama, source_to
     student.train()
     boundary = boundary_token_mask(vocab)
     options = AlmOptions(divergence="binary_kl", merge_threshold=merge_threshold)
-    parts = _objectives(batch, teacher, student, {"alm": 1.0}, boundary, boundary, options)
+    parts = objective_values(batch, teacher, student, {"alm": 1.0}, boundary, boundary, options)
     parts["alm"].backward()
     assert abs(parts["alm"].item()) < 1e-6
     gradient = max(p.grad.abs().max().item() for p in student.parameters() if p.grad is not None)
@@ -67,7 +67,7 @@ def test_alm_gradient_reaches_the_new_embeddings(setup, llama, source_tokenizer,
     teacher_vocab, student_vocab = Vocabulary.from_tokenizer(source_tokenizer), Vocabulary.from_tokenizer(target_tokenizer)
     batch = collate(make_examples("\n".join(TRAIN_LINES[:40]), teacher_vocab, student_vocab, segment_bytes=300, max_length=64)[:3])
     teacher, student = load_model(llama), load_model(setup / "student")
-    parts = _objectives(batch, teacher, student, {"alm": 1.0}, boundary_token_mask(teacher_vocab), boundary_token_mask(student_vocab), AlmOptions())
+    parts = objective_values(batch, teacher, student, {"alm": 1.0}, boundary_token_mask(teacher_vocab), boundary_token_mask(student_vocab), AlmOptions())
     assert parts["alm"].item() > 0
     parts["alm"].backward()
     grad = student.get_input_embeddings().weight.grad
@@ -233,7 +233,7 @@ def test_objectives_equal_the_direct_computation_from_padded_logits(setup, llama
         fast_teacher = teacher_pass(teacher, batch, teacher_boundary, False, row_by_row=row_by_row)
         torch.testing.assert_close(fast_teacher.token_logp[real], direct_teacher.token_logp[real], rtol=1e-5, atol=1e-4)
         torch.testing.assert_close(fast_teacher.space_logp[real], direct_teacher.space_logp[real], rtol=1e-5, atol=1e-4)
-    fast = _objectives(batch, teacher, student, {"alm": 100.0, "ce": 1.0, "latents": 1.0}, teacher_boundary, student_boundary, options)
+    fast = objective_values(batch, teacher, student, {"alm": 100.0, "ce": 1.0, "latents": 1.0}, teacher_boundary, student_boundary, options)
     fast_total = fast["alm"] * 100 + fast["ce"] + fast["latents"]
     fast_grad = torch.autograd.grad(fast_total, student.get_input_embeddings().weight)[0]
     for name in direct:

@@ -246,7 +246,7 @@ def _distill(teacher, student, texts, out: Path, output: OutputClaim | None, con
             syncing = position == len(my_micro_batches) - 1
             with contextlib.nullcontext() if syncing else accelerator.no_sync(student_model):
                 with accelerator.autocast():
-                    parts = _objectives(batch, teacher_model, student_model, objectives, teacher_boundary, student_boundary, config.alm)
+                    parts = objective_values(batch, teacher_model, student_model, objectives, teacher_boundary, student_boundary, config.alm)
                 # x processes: their average is then the mean over all grad_accum micro-batches
                 loss = sum(objectives[name] * value for name, value in parts.items()) * processes.num_processes / config.grad_accum
                 accelerator.backward(loss)
@@ -313,7 +313,9 @@ def _distill(teacher, student, texts, out: Path, output: OutputClaim | None, con
     return result
 
 
-def _objectives(batch: Batch, teacher, student, objectives, teacher_boundary, student_boundary, alm: AlmOptions) -> dict:
+def objective_values(batch: Batch, teacher, student, objectives, teacher_boundary, student_boundary, alm: AlmOptions) -> dict:
+    """Each objective's value on one batch ({name: loss}): the teacher's pass (when an objective
+    needs it) and the student's, then the objectives of :mod:`transplant.distill.objectives`."""
     wants_alm, wants_latents = "alm" in objectives, "latents" in objectives
     teacher_side = None
     if teacher is not None:
