@@ -102,8 +102,8 @@ def test_head_options_on_a_tied_model(llama, target_dir, corpus, tmp_path):
     assert "output" not in tied.rules and "lm_head.weight" not in _embeddings(tmp_path / "tied")
     assert load_model(tmp_path / "tied").config.tie_word_embeddings is True
 
-    ntp = transplant.convert(llama, target_dir, tmp_path / "ntp", method="tokendistill", target_corpus=corpus, max_distilled_tokens=4, progress=False, **QUICK)
-    assert ntp.details["head"] == "ntp" and ntp.rules["output"]["tokendistill-ntp"] == 4  # the default
+    ntp = transplant.convert(llama, target_dir, tmp_path / "ntp", method="tokendistill", target_corpus=corpus, head="ntp", max_distilled_tokens=4, progress=False, **QUICK)
+    assert ntp.details["head"] == "ntp" and ntp.rules["output"]["tokendistill-ntp"] == 4
     weights = _embeddings(tmp_path / "ntp")
     learned = torch.tensor(ntp.details["distilled_tokens"])
     assert not torch.equal(weights["lm_head.weight"][learned], weights["model.embed_tokens.weight"][learned])
@@ -114,7 +114,7 @@ def test_in_memory_api_and_untied_model(tmp_path, source_tokenizer, target_token
     qwen = tiny.tiny_model(tmp_path / "qwen", source_tokenizer, "qwen2")
     model, tokenizer, report = transplant.transplant(
         load_model(qwen), target_tokenizer, method="tokendistill", source_tokenizer=source_tokenizer,
-        target_corpus=[corpus], max_distilled_tokens=4, progress=False, **QUICK,
+        target_corpus=[corpus], max_distilled_tokens=4, head="ntp", progress=False, **QUICK,
     )
     assert report.rules["input"]["tokendistill"] == 4 and report.rules["output"]["tokendistill-ntp"] == 4
     assert model.get_input_embeddings().weight.shape[0] == len(tokenizer)
