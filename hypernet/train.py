@@ -449,15 +449,22 @@ def _self_spellings(base_vocab: Vocabulary, rows: int) -> list[list[int]]:
 def evaluate(base_model, hypernet: Hypernet, mapping, tokenizer, text: str, sources: dict) -> float:
     """Bits per byte of the base model moved onto ``tokenizer`` by the hypernetwork, as
     ``convert --method hypernet`` would move it (exact matches copied, the rest predicted)."""
+    hypernet.eval()
+    result = transplanted_bits_per_byte(base_model, mapping, tokenizer, text, sources, "hypernet", {"hypernet": hypernet})
+    hypernet.train()
+    return result.bits_per_byte
+
+
+@torch.no_grad()
+def transplanted_bits_per_byte(base_model, mapping, tokenizer, text: str, sources: dict, method: str, options: dict):
+    """Bits per byte (the full result) of ``base_model`` with the vocabulary rows ``method`` gives
+    ``tokenizer``, in memory: the model is left as it was."""
     from transplant.core import new_vocab_tensors
     from transplant.evaluate import bits_per_byte
 
-    hypernet.eval()
-    tensors, _ = new_vocab_tensors(mapping, {kind: rows.cpu() for kind, rows in sources.items()}, "hypernet", {"hypernet": hypernet}, progress=False)
+    tensors, _ = new_vocab_tensors(mapping, {kind: rows.cpu() for kind, rows in sources.items()}, method, options, progress=False)
     with _swapped_vocabulary(base_model, tensors):
-        result = bits_per_byte(base_model, tokenizer, text, progress=False)
-    hypernet.train()
-    return result.bits_per_byte
+        return bits_per_byte(base_model, tokenizer, text, progress=False)
 
 
 @contextlib.contextmanager

@@ -123,3 +123,12 @@ def test_smollm2_converts_with_its_builtin_hypernetwork(tmp_path):
     converted = load_model(tmp_path / "out")
     assert converted.get_input_embeddings().weight.shape[0] == 4000
     assert torch.isfinite(converted.get_input_embeddings().weight).all()
+
+
+def test_demo_adds_a_hypernet_row_beside_fvt():
+    from transplant.demo import with_builtin_hypernet
+
+    assert with_builtin_hypernet(("fvt",)) == ("fvt", "hypernet")
+    assert with_builtin_hypernet(("mean", "fvt", "random")) == ("mean", "fvt", "hypernet", "random")
+    assert with_builtin_hypernet(("fvt", "hypernet")) == ("fvt", "hypernet")  # asked for: not twice
+    assert with_builtin_hypernet(("mean",)) == ("mean",)  # no fvt row to stand beside
