@@ -1,8 +1,10 @@
 """Training text from several corpora (one per language), mixed per step.
 
-Each step draws one corpus, then its text rows and the text of its sampled tokenizer from that
-corpus alone, so a step's tokenizer fits its text as a per-language tokenizer would. The corpus
-is drawn with probability proportional to ``bytes ** alpha`` (size-tempered sampling, as in
+With ``mixing="step"`` each step draws one corpus, then its text rows and the text of its
+sampled tokenizer from that corpus alone, so a step's tokenizer fits its text as a per-language
+tokenizer would. With ``mixing="row"`` each text row draws its own corpus and the tokenizer's
+text is shared evenly among the rows' corpora (a multilingual tokenizer), so every step's
+gradient averages over several languages instead of following one. A corpus is drawn with probability proportional to ``bytes ** alpha`` (size-tempered sampling, as in
 multilingual pretraining): ``alpha = 1`` follows the sizes, ``alpha = 0`` is uniform, and the
 default 0.3 lifts small languages without ignoring size. With one corpus nothing is drawn, so a
 single-corpus run is what it was before several were supported.
@@ -49,6 +51,19 @@ class Corpora:
         if not hasattr(self, "_probabilities"):
             self._probabilities = self.probabilities()
         return int(torch.multinomial(self._probabilities, 1, generator=generator))
+
+    def draw_batch(self, mixing: str, rows: int, row_bytes: int, tokenizer_bytes: int, generator: torch.Generator) -> tuple[list[int], list[str], str]:
+        """(each row's corpus, the rows' texts, the text the step's tokenizer is sampled from)."""
+        if mixing == "step":
+            corpus = self.draw(generator)
+            chosen = [corpus] * rows
+            texts = [self.text(corpus, row_bytes, generator) for _ in range(rows)]
+            return chosen, texts, self.text(corpus, tokenizer_bytes, generator)
+        if mixing != "row":
+            raise TransplantError(f"corpus mixing must be 'step' or 'row', not '{mixing}'")
+        chosen = [self.draw(generator) for _ in range(rows)]
+        texts = [self.text(corpus, row_bytes, generator) for corpus in chosen]
+        return chosen, texts, "".join(self.text(corpus, tokenizer_bytes // rows, generator) for corpus in chosen)
 
     def text(self, corpus: int, size: int, generator: torch.Generator) -> str:
         """Consecutive lines from a random place in ``corpus``, about ``size`` bytes."""

@@ -66,6 +66,7 @@ class TrainConfig:
     families: list[str] | None = None  # sampled tokenizer families (sampler.py); None: the base's pipeline
     real_tokenizer_share: float = 0.25  # with families and real tokenizers: how often a step takes a real one
     corpus_alpha: float = 0.3  # several corpora: drawn with p ~ bytes ** alpha (corpora.py)
+    corpus_mixing: str = "step"  # "step": one corpus per step; "row": one per text row (corpora.py)
     # losses and schedule
     identity_steps: int = 100
     reconstruction_tokens: int = 2048  # base tokens rebuilt from smaller pieces per step
@@ -112,6 +113,8 @@ def train(
     if unknown:
         raise TransplantError(f"unknown training option {', '.join(unknown)} (options: {', '.join(sorted(known))})")
     config = TrainConfig(**options)
+    if config.corpus_mixing not in ("step", "row"):
+        raise TransplantError(f"corpus mixing must be 'step' or 'row', not '{config.corpus_mixing}'")
     if config.max_steps < 1 or config.batch_size < 1 or config.block_size < 2:
         raise TransplantError("max_steps and batch_size must be at least 1, block_size at least 2")
     processes = process_state()
@@ -246,9 +249,9 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
                 record.update(loss=loss.item(), reconstruction=loss.item(), tokens=0)
             else:
                 # phase 2: a sampled tokenizer, the base model's LM loss with predicted rows
-                corpus = texts_by_corpus.draw(generator)
-                texts = [texts_by_corpus.text(corpus, 8 * config.block_size, generator) for _ in range(config.batch_size)]
-                tokenizer = sampler.sample(texts_by_corpus.text(corpus, config.tokenizer_text_bytes, generator) + "".join(texts), generator)
+                rows_corpora, texts, tokenizer_text = texts_by_corpus.draw_batch(config.corpus_mixing, config.batch_size, 8 * config.block_size, config.tokenizer_text_bytes, generator)
+                corpus = rows_corpora[0] if config.corpus_mixing == "step" else rows_corpora
+                tokenizer = sampler.sample(tokenizer_text + "".join(texts), generator)
                 mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False)
                 ids, labels, mask = _encode(tokenizer, texts, config.block_size)
                 active, local = _active_tokens(ids, len(mapping.target), config.vocab_subsample, generator)

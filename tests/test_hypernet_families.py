@@ -98,6 +98,16 @@ def test_corpora_are_mixed_by_tempered_size(corpora):
     assert held_out.strip() and not set(held_out.strip().splitlines()) & set(texts.lines[0][-50:])
     with pytest.raises(TransplantError, match="between 0 and 1"):
         Corpora(corpora, alpha=1.5)
+    # "row" mixing: each row its own corpus, the tokenizer text shared among them
+    generator = torch.Generator().manual_seed(1)
+    batches = [texts.draw_batch("row", 4, 300, 4000, generator) for _ in range(10)]
+    assert any(len(set(chosen)) > 1 for chosen, _, _ in batches)
+    for chosen, rows, tokenizer_text in batches:
+        for corpus, row in zip(chosen, rows):
+            assert row.splitlines()[0] in texts.lines[corpus]
+        assert 4000 <= len(tokenizer_text.encode()) < 4000 + 4 * 1000
+    chosen, _, _ = texts.draw_batch("step", 4, 300, 4000, generator)
+    assert len(set(chosen)) == 1
 
 
 def test_mixed_real_and_sampled_tokenizers(source_tokenizer):
@@ -121,14 +131,14 @@ def test_cli_families_are_the_vocabulary_layers(tmp_path, llama, corpora):
     assert tuple(choices) == FAMILIES
     out = tmp_path / "hn"
     args = ["hypernet", "train", str(llama), "--corpus", str(corpora[0]), "--corpus", str(corpora[1]), "-o", str(out), "--max-steps", "12",
-            "--identity-steps", "1", "--batch-size", "2", "--block-size", "16", "--sampled-vocab-size", "300", "--corpus-alpha", "0", "--quiet"]
+            "--identity-steps", "1", "--batch-size", "2", "--block-size", "16", "--sampled-vocab-size", "300", "--corpus-alpha", "0", "--corpus-mixing", "row", "--quiet"]
     for family in FAMILIES:
         args += ["--family", family]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     lm = [r for r in log if "lm_loss" in r]
-    assert {r["corpus"] for r in lm} == {0, 1}
+    assert {c for r in lm for c in r["corpus"]} == {0, 1} and any(len(set(r["corpus"])) > 1 for r in lm)
     assert len({r["family"] for r in lm}) >= 3
     assert json.loads((out / "training.json").read_text())["families"] == list(FAMILIES)
 

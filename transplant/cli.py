@@ -427,6 +427,7 @@ def hypernet():
 @click.option("--family", "families", multiple=True, type=click.Choice(["byte-level-bpe", "byte-level-unigram", "sentencepiece-unigram", "sentencepiece-bpe", "wordpiece"]), help="Sample tokenizers of these families, one drawn per step (repeatable; default: Unigram in the model's own pipeline).")
 @click.option("--real-tokenizer-share", type=click.FloatRange(0, 1), default=None, help="With --tokenizer and --family: the share of steps that take a real tokenizer (default 0.25).")
 @click.option("--corpus-alpha", type=click.FloatRange(0, 1), default=None, help="Several --corpus files: each step draws one with p ~ bytes**alpha (default 0.3; 0 = uniform).")
+@click.option("--corpus-mixing", type=click.Choice(["step", "row"]), default=None, help="Several --corpus files: one per step (default), or one per text row with a tokenizer sampled from all of them.")
 @click.option("--eval-text", type=click.Path(path_type=Path), default=None, help="Held-out text for periodic bits per byte (default: the corpus's last lines, not trained on).")
 @click.option("--eval-tokenizer", default=None, help="Held-out tokenizer for evaluation (default: a sampled one no step trains on).")
 @click.option("--batch-size", type=POSITIVE, default=None, help="Text rows per step (default 8).")
