@@ -145,7 +145,7 @@ def run_ship(args) -> None:
 def run_measure(args) -> None:
     """Zero-shot bits per byte on each language's held-out text with its own 32k tokenizer:
     the original model, fvt, and the built-in hypernetwork (as convert would use it)."""
-    from hypernet.train import transplanted_bits_per_byte
+    from hypernet.training import transplanted_bits_per_byte
     from transplant.checkpoint import resolve_model_dir
     from transplant.evaluate import bits_per_byte, read_text
     from transplant.loading import load_model

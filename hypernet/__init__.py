@@ -2,13 +2,29 @@
 it onto any tokenizer with ``transplant convert ... --method hypernet --hypernet DIR``.
 
 - :mod:`model`: the hypernetwork (residual over fvt) and batched prediction;
-- :mod:`sampler`: the tokenizers it is trained on (sampled UnigramLM vocabularies, or given ones);
-- :mod:`train`: the training loop (accelerate, checkpoints, exact resume);
-- :mod:`io`: saving and loading, and the check that it meets the model it was trained for.
+- :mod:`sampler`: the tokenizers it is trained on (sampled vocabularies of five families, or given ones);
+- :mod:`corpora`: several languages' text, mixed per step or per row;
+- :mod:`training`: the training loop (accelerate, checkpoints, exact resume);
+- :mod:`io`: saving and loading, and the check that it meets the model it was trained for;
+- :mod:`builtin`: the hypernetworks shipped in ``builtin/``, found by the model's embedding rows.
+
+The names below are imported on first use: the method's registration (:mod:`method`, loaded
+through an entry point whenever ``transplant`` lists its methods) must not load torch.
 """
 
-from .io import load, save
-from .model import Hypernet, HypernetConfig, predict
-from .train import TrainConfig, create, train
+import importlib
 
-__all__ = ["Hypernet", "HypernetConfig", "TrainConfig", "create", "load", "predict", "save", "train"]
+_API = {
+    "Hypernet": "model", "HypernetConfig": "model", "predict": "model",
+    "load": "io", "save": "io",
+    "TrainConfig": "training", "create": "training", "train": "training",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'hypernet' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -13,20 +13,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from typing import TYPE_CHECKING
 
-from transplant.init import InitInputs, Initializer, register
+from transplant.init import InitInputs, Initializer, option, register
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
 class HypernetOptions:
-    hypernet: object = None  # directory written by `transplant hypernet train`, or a loaded Hypernet; None: a built-in one
+    # a directory, or (Python API) a loaded Hypernet; None: the built-in one matching the model
+    hypernet: object = option(None, "Directory written by `transplant hypernet train` (default: the built-in one for the model, see `transplant hypernet list`).", kind="path", accepts_objects=True)
 
 
 @register
 class HypernetInit(Initializer):
     name = "hypernet"
     Options = HypernetOptions
+    needs = ("hypernetwork",)
     handles_bias = False  # a head's bias is rebuilt by fvt
 
     def check(self) -> None:

@@ -2,7 +2,7 @@
 
     python recipes/fr.py [options]      # the same as: transplant recipe fr [options]
 
-The recipe itself (its parameters and what it measured best) is transplant/recipes/fr.py; this
+The recipe itself (its parameters and what it measured best) is transplant/recipes/languages/fr.py; this
 script runs it from a checkout without installing the package.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, when not installed
 
-from transplant.recipe import main  # noqa: E402
-from transplant.recipes.fr import SPEC, __doc__ as RECIPE_DOC  # noqa: E402
+from transplant.recipes.command import main  # noqa: E402
+from transplant.recipes.languages.fr import SPEC, __doc__ as RECIPE_DOC  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC, __file__, RECIPE_DOC))  # the six steps of transplant.recipe.every_step
+    raise SystemExit(main(SPEC, __file__, RECIPE_DOC))  # the six steps of transplant.recipes.command.every_step

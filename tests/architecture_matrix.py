@@ -295,7 +295,7 @@ def _word_ids(tokenizer, word: str) -> list[int] | None:
 def check_hypernet_logits(source: Source) -> None:
     """The hypernetwork's training forward pass, given the model's own rows, gives the model's own
     logits: embedding scaling (Gemma), projections (OPT) and logit soft-capping are applied."""
-    from hypernet.train import lm_logits
+    from hypernet.training import lm_logits
 
     model = source.model
     ids = torch.tensor([source.tokenizer("Der Hund läuft heute nach Hause", add_special_tokens=False)["input_ids"]])

@@ -83,7 +83,6 @@ def _bad(tmp_path, files):
         "tokenizer lacks specials": (["convert", model, files["bert"], "-o", root / "o5"], "--add-missing-special-tokens"),
         "output exists": (["convert", model, tok, "-o", root / "exists"], "--overwrite"),
         "unknown method": (["convert", model, tok, "-o", root / "o6", "--method", "magic"], "unknown method"),
-        "option for another method": (["convert", model, tok, "-o", root / "o7", "--method", "mean", "--weighting", "length"], "no option"),
         "empty corpus": (["train-tokenizer", "--like", model, "--corpus", root / "empty.txt", "--vocab-size", 400, "-o", root / "o8"], "empty"),
         "non-UTF-8 corpus": (["train-tokenizer", "--like", model, "--corpus", root / "latin1.txt", "--vocab-size", 400, "-o", root / "o9"], "not UTF-8"),
         "missing corpus": (["train-tokenizer", "--like", model, "--corpus", root / "nope.txt", "--vocab-size", 400, "-o", root / "o10"], "not found"),
@@ -102,6 +101,27 @@ def test_bad_input_gives_one_clear_line(files, tmp_path):
         assert "Traceback" not in result.output
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("o", ".o")))
     assert leftovers == [], leftovers  # no partial output directories
+
+
+def test_method_options_are_checked_against_the_chosen_method(files, tmp_path):
+    """convert's method flags are shared by all methods; the chosen method's declarations decide
+    which may be given and in what range: a usage error (exit 2), one line, nothing written."""
+    model, out = files["model"], tmp_path / "out"
+    cases = {
+        ("--method", "mean", "--weighting", "length"): "--weighting is not an option of method 'mean' (its options: none)",
+        ("--method", "fvt", "--k", "3"): "--k is not an option of method 'fvt' (its options: --weighting)",
+        ("--method", "tokendistill", "--target-corpus", files["corpus"], "--snippet-length", "3"): "'--snippet-length': 3 is not in the range x>=4",
+        ("--method", "focus", "--target-corpus", files["corpus"], "--target-corpus", files["corpus"]): "method 'focus' takes one --target-corpus, not 2",
+        ("--method", "tokendistill", "--target-corpus", files["corpus"], "--donor", model): "--donor is not an option of method 'tokendistill'",
+        # tokendistill also takes the options of its --init method: topk's, not fvt's
+        ("--method", "tokendistill", "--target-corpus", files["corpus"], "--init", "topk", "--weighting", "mean"): "(its options: --k, --temperature, --target-corpus",
+    }
+    for args, expected in cases.items():
+        result = run("convert", model, model, "-o", out, *args)
+        lines_out = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines_out) == 1 and lines_out[0].startswith("Error: "), (args, result.output)
+        assert expected in lines_out[0], (args, lines_out[0])
+    assert not out.exists()
 
 
 def test_real_process_prints_no_traceback(files, tmp_path):

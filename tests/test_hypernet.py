@@ -194,7 +194,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path, trained, llama, qwen, corpus,
     out = str(tmp_path / "out")
     assert "no built-in hypernetwork matches" in one_line_error(["convert", str(llama), str(target_dir), "-o", out, "--method", "hypernet"])
     assert "not a hypernetwork" in one_line_error(["convert", str(llama), str(target_dir), "-o", out, "--method", "hypernet", "--hypernet", str(tmp_path)])
-    assert "has no option hypernet" in one_line_error(["convert", str(llama), str(target_dir), "-o", out, "--method", "fvt", "--hypernet", str(trained)])
+    wrong_method = CliRunner().invoke(main, ["convert", str(llama), str(target_dir), "-o", out, "--method", "fvt", "--hypernet", str(trained)])
+    assert wrong_method.exit_code == 2 and wrong_method.output.strip() == "Error: --hypernet is not an option of method 'fvt' (its options: --weighting)"
     assert "was trained for" in one_line_error(["convert", str(qwen), str(target_dir), "-o", out, "--method", "hypernet", "--hypernet", str(trained)])
     assert not (tmp_path / "out").exists()
     hn = str(tmp_path / "hn")

@@ -64,6 +64,7 @@ def test_work_limit_at_smollm2_scale():
 
 def test_initialisers_pass_their_query_count(monkeypatch):
     """topk / tokenadapt build their index knowing how many queries come (shared ``nearest``)."""
+    from transplant import neighbors
     from transplant.init import topk
 
     seen = []
@@ -73,7 +74,7 @@ def test_initialisers_pass_their_query_count(monkeypatch):
             seen.append(kwargs.get("expected_queries"))
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(topk, "NeighborIndex", Recording)
+    monkeypatch.setattr(neighbors, "NeighborIndex", Recording)  # topk looks it up there at each call
     generator = torch.Generator().manual_seed(3)
     space = topk.SimilaritySpace(torch.randn(50, 4, generator=generator), torch.randn(7, 4, generator=generator), torch.ones(7, dtype=torch.bool))
     _, ids = topk.nearest(space, torch.arange(10, 50), space.queries, 3)

@@ -136,7 +136,7 @@ def test_solver_survives_duplicate_zero_and_exhausted_atoms():
 
 
 def test_linearly_related_donor_recovers_new_rows(tmp_path, related, target_tokenizer):
-    report = transplant.convert(related["base"], target_tokenizer, tmp_path / "out", method="omp", donor=str(related["donor"]), k=K, progress=False)
+    report = transplant.convert(related["base"], target_tokenizer, tmp_path / "out", method="omp", donor=str(related["donor"]), atoms=K, progress=False)
     new = read_tensor(open_checkpoint(tmp_path / "out"), "model.embed_tokens.weight")
     rows = [t for t, rule in enumerate(report.token_rules) if rule == "omp"]
     assert len(rows) > 200
@@ -170,7 +170,7 @@ def test_fewer_shared_tokens_than_k_uses_them_all(related, mapping, target_token
     )
     source = read_tensor(open_checkpoint(related["base"]), "model.embed_tokens.weight")
     inputs = InitInputs(few, source, "input", torch.Generator())
-    with pytest.warns(UserWarning, match="only 20 shared tokens, fewer than k=64; using all of them"):
+    with pytest.warns(UserWarning, match="only 20 shared tokens, fewer than atoms=64; using all of them"):
         matrix, rules = get("omp", donor=str(related["donor"])).initialize(inputs, len(target_tokenizer))
     assert rules.count("omp") == len(target_tokenizer) - 23 and rules.count("exact") == 20
     # every new row is a combination of the 20 shared base rows (a 20-dim subspace of 32)
@@ -194,7 +194,7 @@ def test_untied_model_uses_the_donors_output_head(tmp_path, source_tokenizer, ta
         return real_read(checkpoint, key)
 
     monkeypatch.setattr(transplant.checkpoint, "read_tensor", counting_read)
-    report = transplant.convert(base, target_tokenizer, tmp_path / "out", method="omp", donor=str(donor), k=K, progress=False)
+    report = transplant.convert(base, target_tokenizer, tmp_path / "out", method="omp", donor=str(donor), atoms=K, progress=False)
     assert sorted(reads) == ["lm_head.weight", "model.embed_tokens.weight"]  # each donor tensor read once
     out = open_checkpoint(tmp_path / "out")
     assert not out.tied
@@ -212,13 +212,15 @@ def test_errors(tmp_path, related, mapping, source_tokenizer, target_tokenizer):
     with pytest.raises(TransplantError, match="omp needs --donor"):
         get("omp")  # a required input is checked when the method is built, before any work
     with pytest.raises(TransplantError, match="omp needs --donor: a model that already uses the new tokenizer"):
-        get("omp", k=8)
+        get("omp", atoms=8)
     with pytest.raises(TransplantError, match="omp needs --donor: a model that already uses the new tokenizer"):
         transplant.convert(related["base"], target_tokenizer, tmp_path / "a", method="omp", progress=False)
-    with pytest.raises(TransplantError, match="--k of at least 1"):
-        get("omp", donor=str(related["donor"]), k=0)
-    with pytest.raises(TransplantError, match="integer --k"):
-        get("omp", donor=str(related["donor"]), k=2.5)
+    with pytest.raises(TransplantError, match="omp: atoms must be an integer >= 1, not 0"):
+        get("omp", donor=str(related["donor"]), atoms=0)
+    with pytest.raises(TransplantError, match="omp: atoms must be an integer >= 1, not 2.5"):
+        get("omp", donor=str(related["donor"]), atoms=2.5)
+    with pytest.warns(FutureWarning, match="'k' is now called 'atoms'"):  # the old name still works
+        assert get("omp", donor=str(related["donor"]), k=8).options.atoms == 8
     shuffled, _ = permuted(target_tokenizer)  # the same tokens at other ids
     for name, tokenizer in [("source", source_tokenizer), ("shuffled", shuffled)]:
         wrong = tiny_model(tmp_path / name, tokenizer, "llama")
@@ -249,14 +251,15 @@ def test_errors_on_the_command_line(tmp_path, related, target_tokenizer):
     cases = {
         "no donor": [],
         "other tokenizer": ["--donor", wrong],
-        "k=0": ["--donor", related["donor"], "--k", "0"],
+        "atoms=0": ["--donor", related["donor"], "--atoms", "0"],
     }
     for name, extra in cases.items():
         args = ["convert", related["base"], tmp_path / "tok", "-o", tmp_path / "out", "--method", "omp", "--quiet", *extra]
         result = CliRunner().invoke(main, [str(a) for a in args])
         lines_out = [line for line in result.output.splitlines() if line.strip()]
-        assert result.exit_code == 1, (name, result.output)
-        assert len(lines_out) == 1 and lines_out[0].startswith("Error: omp"), (name, result.output)
+        usage = name == "atoms=0"  # a value out of the declared range is refused by the command line itself
+        assert result.exit_code == (2 if usage else 1), (name, result.output)
+        assert len(lines_out) == 1 and lines_out[0].startswith("Error: " if usage else "Error: omp"), (name, result.output)
     assert not (tmp_path / "out").exists()
     result = CliRunner().invoke(main, ["methods"])
     assert result.exit_code == 0 and "omp" in result.output, result.output

@@ -32,7 +32,10 @@ def test_recipe_help_and_errors_from_another_directory(tmp_path):
     listing = run(["recipe", "--help"], tmp_path)
     assert listing.returncode == 0 and "built-in recipes: ar, de, es, fr, generic, ja, ru, zh" in listing.stdout
     help_text = run(["recipe", "de", "--help"], tmp_path)
-    assert help_text.returncode == 0 and "usage: transplant recipe de" in help_text.stdout and "--quick" in help_text.stdout
+    assert help_text.returncode == 0 and "Usage: transplant recipe de [OPTIONS]" in help_text.stdout and "--quick" in help_text.stdout
+    assert "    transplant recipe de --quick         # the same on a 300 KB slice" in help_text.stdout  # examples kept as written
+    bad = run(["recipe", "de", "--vocab-size", "0"], tmp_path)  # click validates the recipe's options like any command's
+    assert bad.returncode == 2 and bad.stderr.strip() == "Error: Invalid value for '--vocab-size': 0 is not in the range x>=1."
     unknown = run(["recipe", "xx"], tmp_path)
     assert unknown.returncode == 1 and unknown.stderr.strip().splitlines() == [unknown.stderr.strip()] and "no recipe 'xx'" in unknown.stderr
     missing = run(["recipe", "de", "--corpus", tmp_path / "none.txt", "--out", tmp_path / "out"], tmp_path)
@@ -42,7 +45,7 @@ def test_recipe_help_and_errors_from_another_directory(tmp_path):
 
 def test_a_recipe_file_of_ones_own(tmp_path):
     mine = tmp_path / "swahili.py"
-    mine.write_text('"""Swahili, my way."""\nfrom transplant.recipe import RecipeSpec\nSPEC = RecipeSpec(language="sw", name="Swahili")\n')
+    mine.write_text('"""Swahili, my way."""\nfrom transplant.recipes import RecipeSpec\nSPEC = RecipeSpec(language="sw", name="Swahili")\n')
     result = run(["recipe", mine, "--out", tmp_path / "out"], tmp_path)
     assert result.returncode == 1 and "--corpus PATH" in result.stderr and "Swahili" in result.stderr
     assert not (tmp_path / "out").exists()

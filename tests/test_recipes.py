@@ -1,4 +1,4 @@
-"""Recipes (recipes/*.py on transplant/recipe.py): missing inputs, step caching, and the smoke test.
+"""Recipes (recipes/*.py on transplant/recipes/): missing inputs, step caching, and the smoke test.
 
 The smoke test (marked ``recipe_smoke``) runs ``recipes/de.py --quick`` end to end on the real
 SmolLM2 model and the shared German corpus, twice: the second run must reuse every finished step
@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from transplant.errors import TransplantError
-from transplant.recipe import dedupe, run_step, shared_dir, split_lines, take_bytes
+from transplant.recipes.spec import shared_dir
+from transplant.recipes.steps import run_step
+from transplant.text import dedupe, held_out_tail, take_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -100,7 +102,7 @@ def test_fineweb2_without_subset_names_hub_option(capsys):
 
 
 def test_offline_downloads_name_the_local_options(tmp_path, monkeypatch):
-    from transplant.recipe import download_muse_dictionary, published_vectors
+    from transplant.recipes.downloads import download_muse_dictionary, published_vectors
     from transplant.static import download
 
     def offline(url, timeout):
@@ -115,14 +117,23 @@ def test_offline_downloads_name_the_local_options(tmp_path, monkeypatch):
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no partial downloads left
 
 
-def test_unknown_method_and_missing_distillation(capsys):
+def test_unknown_method_and_methods_a_recipe_cannot_prepare(capsys):
     status, err = run_recipe("de", ["--compare", "nope"], capsys)
     assert status == 1 and "unknown method 'nope'" in err and "--compare" in err
-    try:
-        from transplant.distill import DistillConfig, distill  # noqa: F401
-    except ImportError:
-        status, err = run_recipe("de", ["--distill-tokens", "1000"], capsys)
-        assert status == 1 and "--distill-tokens" in err
+    status, err = run_recipe("de", ["--compare", "mean,omp"], capsys)
+    assert status == 1 and "cannot prepare what method 'omp' needs: a donor model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_all_methods_are_those_whose_inputs_the_recipe_prepares(tmp_path):
+    """--all-methods follows the methods' declared needs: no donor (omp) or trained hypernetwork,
+    and no method that trains on the model (tokendistill, which has its own budget)."""
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("ein kleiner Satz\n", encoding="utf-8")
+    module = load_recipe("generic")
+    reached = []
+    argv = ["--language", "xx", "--corpus", str(corpus), "--source-corpus", str(corpus), "--dictionary", str(corpus), "--all-methods"]
+    assert module.main(module.SPEC, module.__file__, None, lambda recipe: reached.append(recipe.methods), argv) == 0
+    assert reached == [["fvt", "focus", "mean", "mvn", "random", "tokenadapt", "topk", "wechsel"]]
 
 
 def test_help_explains_every_step():
@@ -139,11 +150,13 @@ def test_dedupe_split_and_budget_are_deterministic():
     lines, repeats = dedupe(["a", "b ", "", "a", "c", "b"])
     assert lines == ["a", "b", "c"] and repeats == 2
     many = [f"line {i}" for i in range(2000)]
-    train, held = split_lines(many, 0.05)
-    train_reversed, held_reversed = split_lines(many[::-1], 0.05)
-    assert held_reversed == held[::-1] and train_reversed == train[::-1]  # by line, not by position
-    assert not set(train) & set(held) and 50 < len(held) < 150
-    assert split_lines(many[:1000], 0.05)[1] == [line for line in held if line in set(many[:1000])]  # a line's side never depends on the others
+    train, held = held_out_tail(many, fraction=0.05)
+    assert train == many[:1900] and held == many[1900:]  # a contiguous tail, in order
+    assert held_out_tail(["only"], fraction=0.5) == (["only"], [])  # one line always stays for training
+    train, held = held_out_tail(many, max_bytes=30)  # "line 1999" and friends: 10 bytes with the newline
+    assert held == many[-3:] and train == many[:-3]
+    with_ends = [line + "\n" for line in many]  # lines that keep their ends count them once
+    assert held_out_tail(with_ends, max_bytes=30)[1] == with_ends[-3:]
     assert take_bytes(["ab", "cd", "ef"], 6) == ["ab", "cd"] and take_bytes(["ab"], None) == ["ab"]
 
 

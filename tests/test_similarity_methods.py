@@ -187,16 +187,16 @@ def test_head_bias_falls_back_to_fvt(tmp_path):
 @pytest.mark.parametrize(
     "method, options, message",
     [
-        ("topk", {"k": 0}, "topk needs an integer k >= 1, not 0"),
-        ("topk", {"k": 2.5}, "topk needs an integer k >= 1, not 2.5"),
-        ("topk", {"temperature": 0.0}, "topk needs a temperature > 0, not 0.0"),
-        ("topk", {"temperature": -1}, "topk needs a temperature > 0, not -1"),
+        ("topk", {"k": 0}, "topk: k must be an integer >= 1, not 0"),
+        ("topk", {"k": 2.5}, "topk: k must be an integer >= 1, not 2.5"),
+        ("topk", {"temperature": 0.0}, "topk: temperature must be a number > 0, not 0.0"),
+        ("topk", {"temperature": -1}, "topk: temperature must be a number > 0, not -1"),
         ("topk", {"weight": 0.5}, "method 'topk' has no option weight (its options: k, temperature)"),
-        ("tokenadapt", {"k": -3}, "tokenadapt needs an integer k >= 1, not -3"),
-        ("tokenadapt", {"temperature": float("nan")}, "tokenadapt needs a temperature > 0, not nan"),
-        ("tokenadapt", {"weight": 1.5}, "tokenadapt needs a weight between 0 and 1, not 1.5"),
-        ("tokenadapt", {"weight": -0.1}, "tokenadapt needs a weight between 0 and 1, not -0.1"),
-        ("tokenadapt", {"threshold": 2.0}, "tokenadapt needs a threshold between -1 and 1 (a cosine similarity), not 2.0"),
+        ("tokenadapt", {"k": -3}, "tokenadapt: k must be an integer >= 1, not -3"),
+        ("tokenadapt", {"temperature": float("nan")}, "tokenadapt: temperature must be a number > 0, not nan"),
+        ("tokenadapt", {"weight": 1.5}, "tokenadapt: weight must be a number >= 0 and <= 1, not 1.5"),
+        ("tokenadapt", {"weight": -0.1}, "tokenadapt: weight must be a number >= 0 and <= 1, not -0.1"),
+        ("tokenadapt", {"threshold": 2.0}, "tokenadapt: threshold must be a number >= -1 and <= 1, not 2.0"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, method, options, message):
@@ -209,7 +209,7 @@ def test_cli_passes_weight_and_threshold(tmp_path, llama, target_tokenizer):
     target_tokenizer.save_pretrained(tmp_path / "tok")
     runner = CliRunner()
     bad = runner.invoke(main, ["convert", str(llama), str(tmp_path / "tok"), "-o", str(tmp_path / "bad"), "--method", "tokenadapt", "--weight", "2"])
-    assert bad.exit_code == 1 and bad.output.strip() == "Error: tokenadapt needs a weight between 0 and 1, not 2.0"
+    assert bad.exit_code == 2 and bad.output.strip() == "Error: Invalid value for '--weight': 2.0 is not in the range 0<=x<=1."
     good = runner.invoke(
         main,
         ["convert", str(llama), str(tmp_path / "tok"), "-o", str(tmp_path / "out"), "--method", "tokenadapt", "--weight", "0.5", "--threshold", "0.1", "--k", "4", "--quiet"],
@@ -236,7 +236,7 @@ def test_rows_in_batches_equal_rows_at_once(mapping, old, method, monkeypatch):
             built.append(1)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr("transplant.init.topk.NeighborIndex", Counting)
+    monkeypatch.setattr(neighbors, "NeighborIndex", Counting)
     batched, batched_rules = _initialize(mapping, old, method)
     assert torch.equal(whole, batched) and whole_rules == batched_rules
     assert len(built) == (0 if method == "fvt" else 1)

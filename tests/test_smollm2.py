@@ -10,13 +10,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import transplant
 from transplant.checkpoint import resolve_model_dir
-from transplant.demo import SAMPLE, smollm2_gguf, split_held_out
+from transplant.demo import SAMPLE, smollm2_gguf
+from transplant.text import held_out_tail
 from transplant.evaluate import bits_per_byte, cut_at_line
 from transplant.tokenizer_training import train_tokenizer
 
 pytestmark = pytest.mark.slow
 
-TRAIN, HELD_OUT = split_held_out(SAMPLE.read_text(encoding="utf-8"), 0.05)
+TRAIN, HELD_OUT = ("".join(part) for part in held_out_tail(SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True), fraction=0.05))
 TRAIN_LINES = [line for line in TRAIN.splitlines() if line.strip()]
 SCORED = cut_at_line(HELD_OUT, 6000)
 

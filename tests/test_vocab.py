@@ -530,7 +530,7 @@ def test_regular_tokens_win_over_byte_fallback_tokens(vocabs, mapping):
         m = mapping("sp_bpe", target)
         for pieces in m.pieces:
             for piece in pieces:
-                if source._is_byte_token(piece):
+                if source.is_byte_token(piece):
                     byte = source.canonical[piece][0]
                     assert source.index[(byte, False)] == piece, f"{source.strings[piece]} used for a regular token"
                     assert byte != b" ", "a space spelled with <0x20> instead of ▁"

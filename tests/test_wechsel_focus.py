@@ -144,7 +144,7 @@ def test_wechsel_needs_a_dictionary_and_vectors(cipher):
         get("wechsel", source_vectors=str(cipher.source_vectors), target_vectors=str(cipher.target_vectors))
     with pytest.raises(TransplantError, match="wechsel needs --target-vectors .* or --target-corpus"):
         get("wechsel", source_vectors=str(cipher.source_vectors), dictionary=str(cipher.dictionary))
-    with pytest.raises(TransplantError, match="temperature > 0"):
+    with pytest.raises(TransplantError, match="temperature must be a number > 0"):
         _wechsel(cipher, temperature=0)
     with pytest.raises(TransplantError, match="source vectors not found: .*missing.bin"):
         _wechsel(cipher, source_vectors=str(cipher.directory / "missing.bin"))
@@ -160,7 +160,7 @@ def test_wechsel_finds_the_plaintext_of_cipher_tokens(cipher):
     matrix, rules = _initialize(initializer, cipher.mapping, cipher.embeddings)
     counts = collections.Counter(rules)
     assert counts["wechsel"] > 400 and counts["exact"] > 200 and set(counts) <= {"wechsel", "exact", "special", "fvt", "mean"}
-    plan = initializer._plan
+    plan = initializer.last_plan
     assert plan.info["dictionary_pairs"] > 200
     # the heaviest neighbour of a cipher token is often exactly its plaintext token (chance: 1/570)
     weights = _dense(plan, len(cipher.embeddings))
@@ -272,7 +272,7 @@ def test_top_k_sparsemax_equals_sparsemax_over_all_anchors():
 
 def test_focus_needs_target_text(german):
     with pytest.raises(TransplantError, match="focus needs --target-corpus"):
-        get("focus", k=8)
+        get("focus", anchors=8)
     with pytest.raises(TransplantError, match="has no option dictionary"):
         get("focus", target_corpus=str(german.corpus), dictionary="x.tsv")
 
@@ -282,7 +282,7 @@ def test_focus_combines_anchors_and_falls_back_to_fvt(german):
     matrix, rules = _initialize(initializer, german.mapping, german.embeddings)
     counts = collections.Counter(rules)
     assert counts["focus"] > 200 and counts["exact"] > 400 and counts["fvt"] > 0
-    plan = initializer._plan
+    plan = initializer.last_plan
     anchors = {german.mapping.matches[t] for t, kind in enumerate(german.mapping.match_kind) if kind == "exact"}
     assert set(plan.cols.tolist()) <= anchors  # only shared tokens' source rows are combined
     weights = _dense(plan, len(german.embeddings))
@@ -303,7 +303,7 @@ def test_focus_with_word_level_vectors(german, tmp_path):
     counts = collections.Counter(rules)
     # n-grams give almost every token with text a vector
     assert counts["focus"] > 300 and counts["fvt"] + counts["mean"] < 40
-    with pytest.raises(TransplantError, match="level must be one of word, token"):
+    with pytest.raises(TransplantError, match="level must be one of token, word"):
         get("focus", target_vectors=str(words), level="sentence")
 
 
@@ -312,7 +312,7 @@ def test_focus_trains_token_level_vectors_and_reuses_them(german, tmp_path, monk
     calls = []
     original = FocusInit.plan
     monkeypatch.setattr(FocusInit, "plan", lambda self, *args, **kwargs: calls.append(1) or original(self, *args, **kwargs))
-    options = {"target_corpus": str(german.corpus), "dim": 8, "epochs": 3, "min_count": 2, "threads": 1, "k": 16}
+    options = {"target_corpus": str(german.corpus), "dim": 8, "epochs": 3, "min_count": 2, "threads": 1, "anchors": 16}
     _, rules = new_vocab_tensors(german.mapping, {"input": german.embeddings, "output": german.embeddings.flip(0)}, "focus", options)
     assert len(calls) == 1 and rules["input"] == rules["output"]
     assert collections.Counter(rules["input"])["focus"] > 200

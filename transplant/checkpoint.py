@@ -24,19 +24,6 @@ from .remote_code import is_remote_code_refusal, remote_code_allowed, remote_cod
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_INDEX = "pytorch_model.bin.index.json"
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "chat_template.jinja",
-    "chat_template.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "added_tokens.json",
-)
-
 
 @dataclass
 class Checkpoint:
@@ -51,7 +38,6 @@ class Checkpoint:
     tied: bool
     auto_class: str  # AutoModelForCausalLM / AutoModelForMaskedLM / AutoModelForSeq2SeqLM / AutoModel
     vocab_rows: int = 0
-    source_label: str = ""  # what the user named (a .gguf file, a hub id)
     # Other stored tensors with a vocabulary axis (BART's final_logits_bias [1, vocab], an untied
     # BART's encoder and decoder embeddings): tensor name -> the axis that runs over the vocabulary.
     other_vocab_axes: dict[str, int] = field(default_factory=dict)
@@ -195,7 +181,7 @@ def open_checkpoint(spec: str | os.PathLike) -> Checkpoint:
         if key is not None and key not in known:  # not stored (a non-persistent buffer): nothing to remap
             others[key] = axis
     checkpoint = Checkpoint(
-        directory, config, tensor_files, input_key, output_key, bias_key, tied, auto_class, rows, str(spec), others
+        directory, config, tensor_files, input_key, output_key, bias_key, tied, auto_class, vocab_rows=rows, other_vocab_axes=others
     )
     _check_no_other_vocab_tensors(checkpoint)
     return checkpoint

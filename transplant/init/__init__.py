@@ -1,8 +1,10 @@
 """Initialisers behind one name registry: adding a method means adding one file in this package.
 
-A method is a subclass of :class:`Initializer` decorated with :func:`register`; every module in
-this package is imported on first use, so a new file is picked up without touching this one.
-Methods of other packages register through the ``transplant.methods`` entry point group.
+A method is a subclass of :class:`Initializer` decorated with :func:`register`, whose options are
+declared with :func:`option` (see :mod:`.options`); every module in this package is imported on
+first use, so a new file is picked up without touching this one, and ``convert``'s flags and
+``transplant methods`` are generated from the declarations. Methods of other packages register
+through the ``transplant.methods`` entry point group.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import pkgutil
 import warnings
 
 from ..errors import TransplantError
-from .base import EXACT, SPECIAL, InitInputs, Initializer, ModelAccess
+from .base import EXACT, NEEDS, SPECIAL, InitInputs, Initializer, ModelAccess
+from .options import OptionInfo, option
 
 _REGISTRY: dict[str, type[Initializer]] = {}
 
@@ -32,7 +35,7 @@ def _load_all() -> None:
     if _loaded:
         return
     for module in pkgutil.iter_modules(__path__):
-        if module.name not in ("base",):
+        if module.name not in ("base", "options"):
             importlib.import_module(f"{__name__}.{module.name}")
     for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
         try:
@@ -58,4 +61,4 @@ def get(name: str, **options) -> Initializer:
     return method_class(name)(**options)
 
 
-__all__ = ["EXACT", "SPECIAL", "InitInputs", "Initializer", "ModelAccess", "available", "get", "method_class", "register"]
+__all__ = ["EXACT", "NEEDS", "SPECIAL", "InitInputs", "Initializer", "ModelAccess", "OptionInfo", "available", "get", "method_class", "option", "register"]

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-import dataclasses
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 from ..errors import TransplantError
-from ..vocab import VocabMapping
+from ..lazy import lazy_import
+from .options import OptionInfo, checked_value, declared
+
+torch = lazy_import("torch")  # methods are imported to build the CLI; torch loads when rows are made
+
+if TYPE_CHECKING:
+    from ..vocab import VocabMapping
 
 EXACT = "exact"
 SPECIAL = "special"
+
+# What a method may need beyond the model's embedding rows and the two tokenizers, so that
+# `transplant methods` can say it and a recipe can tell which methods it can prepare inputs for.
+NEEDS = {
+    "model": "the source model itself (it runs the model, not only its embedding rows)",
+    "target_text": "text in the new tokenizer's language (--target-corpus)",
+    "static_vectors": "fastText vectors, or text to train them on",
+    "dictionary": "a bilingual dictionary (--dictionary)",
+    "donor": "a donor model that already uses the new tokenizer (--donor)",
+    "hypernetwork": "a trained hypernetwork (--hypernet)",
+}
 
 
 @dataclass
@@ -54,10 +70,18 @@ class NoOptions:
 
 
 class Initializer:
-    """Base class: subclasses set ``name``, optionally ``Options``, and implement ``rows``."""
+    """Base class: subclasses set ``name``, optionally ``Options`` (a dataclass whose fields are
+    declared with :func:`~transplant.init.options.option`) and ``needs``, and implement ``rows``.
+    The first line of the method module's docstring is its summary in ``transplant methods``."""
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
+    needs: ClassVar[tuple[str, ...]] = ()  # keys of NEEDS
+    # Old option names still accepted from the Python API, with a warning: {old: new}.
+    renamed_options: ClassVar[dict[str, str]] = {}
+    # The option naming another method whose own options this one accepts and passes on
+    # (tokendistill's ``init``), or None.
+    passes_options_to: ClassVar[str | None] = None
     copies_exact_matches: ClassVar[bool] = True
     # Methods built on similarities between embedding rows have nothing to say about a head's
     # bias vector; for them the bias is rebuilt by ``fvt``.
@@ -76,13 +100,29 @@ class Initializer:
         """Anything the method measured (budgets, timings) for the conversion report."""
         return {}
 
+    @classmethod
+    def declared_options(cls) -> list[OptionInfo]:
+        return declared(cls.Options)
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the method module's docstring, without its leading ``name``."""
+        lines = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+        line = lines[0] if lines else cls.name
+        return line.split(": ", 1)[1] if line.startswith("``") and ": " in line else line
+
     def __init__(self, **options):
-        known = {f.name for f in dataclasses.fields(self.Options)}
-        unknown = sorted(set(options) - known)
+        for old, new in self.renamed_options.items():
+            if old in options:
+                warnings.warn(f"method '{self.name}': option '{old}' is now called '{new}'", FutureWarning, stacklevel=3)
+                options.setdefault(new, options.pop(old))
+        infos = {info.name: info for info in self.declared_options()}
+        unknown = sorted(set(options) - set(infos))
         if unknown:
-            allowed = ", ".join(sorted(known)) or "none"
+            allowed = ", ".join(sorted(infos)) or "none"
             raise TransplantError(f"method '{self.name}' has no option {', '.join(unknown)} (its options: {allowed})")
-        self.options = self.Options(**options)
+        values = {name: checked_value(self.name, infos[name], value) for name, value in options.items()}
+        self.options = self.Options(**values)
         self.check()  # before a conversion does any heavy work
 
     def check(self) -> None:

@@ -11,8 +11,8 @@ other token t with a vector gets
 
 a convex combination of few anchors. The similarities are found with
 :class:`~transplant.neighbors.NeighborIndex` (never a dense new x anchors matrix): sparsemax
-runs over each token's ``k`` (default 64) most similar anchors, and rows whose support fills all
-k are searched again with twice as many, so the result equals sparsemax over all anchors.
+runs over each token's ``anchors`` (default 64) most similar anchors, and rows whose support fills
+them all are searched again with twice as many, so the result equals sparsemax over all anchors.
 Tokens without a vector (too rare for fastText's minCount) get the FVT estimate (rule ``fvt``),
 not random rows. ``level="word"`` (Python API) uses word-level vectors of the token's text
 instead, like deepfocus's ``fasttext-wordlevel``. A head's bias is rebuilt by ``fvt``.
@@ -23,22 +23,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import entmax
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import TransplantError
-from ..neighbors import NeighborIndex
-from ..static import LEVELS, FastTextParams, obtain_vectors, token_vectors
-from ..vocab import VocabMapping
-from . import register
+from ..lazy import lazy_import
+from . import option, register
 from .base import Initializer, InitInputs
 from .wechsel import (
     PROGRESS_FROM,
     SimilarityPlan,
     apply_plan,
-    check_k,
     check_vectors_or_corpus,
 )
+
+entmax = lazy_import("entmax")
+torch = lazy_import("torch")
+static = lazy_import("transplant.static")
+neighbors = lazy_import("transplant.neighbors")
+
+if TYPE_CHECKING:
+    from ..static import FastTextParams
+    from ..vocab import VocabMapping
 
 RULE = "focus"
 
@@ -48,7 +53,7 @@ def sparsemax(scores: torch.Tensor) -> torch.Tensor:
     return entmax.sparsemax(scores.double(), dim=-1).float()
 
 
-def top_k_sparsemax(index: NeighborIndex, queries: torch.Tensor, k: int, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def top_k_sparsemax(index: neighbors.NeighborIndex, queries: torch.Tensor, k: int, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sparsemax over the similarities of each query to every anchor in ``index``, computed from
     each query's most similar anchors only; returned sparse as (query rows, anchor positions,
     weights) of the non-zero weights.
@@ -81,26 +86,29 @@ def top_k_sparsemax(index: NeighborIndex, queries: torch.Tensor, k: int, progres
 
 @dataclass
 class FocusOptions:
-    target_vectors: str | Path | None = None
-    target_corpus: str | Path | None = None
-    k: int = 64  # anchors sparsemax starts from; widened per token where the support needs more
-    level: str = "token"  # "token": token-level fastText (FOCUS default); "word": text of the token
+    target_vectors: str | Path | None = option(None, "fastText .bin trained on target text written as the new tokenizer's tokens (e.g. by deepfocus).", kind="path")
+    target_corpus: str | Path | None = option(None, "Target-language text to train token-level fastText on when no target vectors are given.", kind="path")
+    # widened per token where the sparsemax support needs more, so the result does not depend on it
+    anchors: int = option(64, "Most similar shared tokens sparsemax starts from (searched again with twice as many where all are used).", minimum=1)
+    level: str = option("token", "token: token-level fastText vectors (FOCUS); word: word-level vectors of the token's text.", choices=("token", "word"))
     # fastText training when a corpus is given (deepfocus's defaults)
-    dim: int = 100
-    epochs: int = 3
-    min_count: int = 10
-    threads: int | None = None
+    dim: int = option(100, "fastText dimension when training vectors.", minimum=1)
+    epochs: int = option(3, "fastText epochs when training vectors.", minimum=1)
+    min_count: int = option(10, "fastText minimum word count when training vectors.", minimum=1)
+    threads: int | None = option(None, "fastText training threads (default: all cores).", kind="int", minimum=1)
 
 
 @register
 class FocusInit(Initializer):
     name = "focus"
     Options = FocusOptions
+    needs = ("static_vectors",)
+    renamed_options = {"k": "anchors"}
     handles_bias = False
 
     def __init__(self, **options):
         super().__init__(**options)
-        self._plan: SimilarityPlan | None = None
+        self.last_plan: SimilarityPlan | None = None  # reused for every tensor; public for inspection
 
     def check(self) -> None:
         o = self.options
@@ -110,27 +118,24 @@ class FocusInit(Initializer):
                 "or --target-vectors (a fastText model trained on text written in the new tokenizer's tokens)"
             )
         check_vectors_or_corpus(self.name, "target", o.target_vectors, o.target_corpus)
-        if o.level not in LEVELS:
-            raise TransplantError(f"focus level must be one of {', '.join(LEVELS)}, not '{o.level}'")
-        check_k(self.name, o.k)
         self.fasttext_params().check()
 
     def fasttext_params(self) -> FastTextParams:
         o = self.options
-        return FastTextParams(model="cbow", dim=o.dim, epochs=o.epochs, min_count=o.min_count, neg=10)
+        return static.FastTextParams(model="cbow", dim=o.dim, epochs=o.epochs, min_count=o.min_count, neg=10)
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
-        plan = self._plan
+        plan = self.last_plan
         if plan is None or plan.mapping is not inputs.mapping or plan.target_ids != tuple(target_ids):
-            plan = self._plan = self.plan(inputs.mapping, target_ids, len(inputs.source), progress=inputs.progress)
+            plan = self.last_plan = self.plan(inputs.mapping, target_ids, len(inputs.source), progress=inputs.progress)
         return apply_plan(plan, inputs, target_ids, RULE)
 
     def plan(self, mapping: VocabMapping, target_ids: list[int], source_rows: int, progress: bool = True) -> SimilarityPlan:
         o = self.options
         tokenizer = mapping.target.tokenizer if o.level == "token" else None
         words = "as-is" if o.level == "token" else "split-punctuation"
-        vectors = obtain_vectors(o.target_vectors, o.target_corpus, self.fasttext_params(), side="target", method=self.name, tokenizer=tokenizer, words=words, threads=o.threads)
-        matrix, known = token_vectors(mapping.target, vectors, level=o.level)
+        vectors = static.obtain_vectors(o.target_vectors, o.target_corpus, self.fasttext_params(), side="target", method=self.name, tokenizer=tokenizer, words=words, threads=o.threads)
+        matrix, known = static.token_vectors(mapping.target, vectors, level=o.level)
         del vectors
 
         anchors = [
@@ -147,9 +152,9 @@ class FocusInit(Initializer):
             )
         if positions:
             anchor_sources = torch.tensor([mapping.matches[t] for t in anchors], dtype=torch.long)
-            index = NeighborIndex(matrix[anchors], normalize=True)
+            index = neighbors.NeighborIndex(matrix[anchors], normalize=True)
             queries = matrix[[target_ids[p] for p in positions]]
-            rows, found, values = top_k_sparsemax(index, torch.from_numpy(queries), o.k, progress=progress)
+            rows, found, values = top_k_sparsemax(index, torch.from_numpy(queries), o.anchors, progress=progress)
             cols = anchor_sources[found]
         info = {"anchors": len(anchors), "target_with_vector": int(known.sum())}
         return SimilarityPlan(mapping, tuple(target_ids), positions, rows, cols, values, info)

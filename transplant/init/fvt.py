@@ -12,20 +12,23 @@ mean of all source embeddings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..errors import TransplantError
-from ..vocab import decomposition_mean
-from . import register
+from ..lazy import lazy_import
+from . import option, register
 from .base import InitInputs, Initializer
+
+vocab = lazy_import("transplant.vocab")
+
+if TYPE_CHECKING:
+    import torch
 
 WEIGHTINGS = ("mean", "length")
 
 
 @dataclass
 class FvtOptions:
-    weighting: str = "length"
+    weighting: str = option("length", "How decomposition pieces are weighted: by byte length, or equally (mean, the original FVT).", choices=WEIGHTINGS)
 
 
 @register
@@ -34,13 +37,8 @@ class FvtInit(Initializer):
     Options = FvtOptions
     row_batch = 65536  # each token is its own mean: batches bound the temporaries at 1M tokens
 
-    def __init__(self, **options):
-        super().__init__(**options)
-        if self.options.weighting not in WEIGHTINGS:
-            raise TransplantError(f"fvt weighting must be one of {', '.join(WEIGHTINGS)}, not '{self.options.weighting}'")
-
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
         mapping = inputs.mapping
         decompositions = [mapping.pieces[t] if t < len(mapping.pieces) else [] for t in target_ids]
-        result, spelled = decomposition_mean(mapping.source, decompositions, inputs.source, self.options.weighting, inputs.token_rows().mean(0))
+        result, spelled = vocab.decomposition_mean(mapping.source, decompositions, inputs.source, self.options.weighting, inputs.token_rows().mean(0))
         return result, ["fvt" if found else "mean" for found in spelled.tolist()]

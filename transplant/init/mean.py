@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import torch
-
+from ..lazy import lazy_import
 from . import register
 from .base import InitInputs, Initializer
+
+torch = lazy_import("torch")
 
 
 @register

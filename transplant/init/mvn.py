@@ -6,29 +6,24 @@ falling back to the mean when the scaled covariance is not positive definite).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import torch
-
-from ..errors import TransplantError
-from . import register
+from ..lazy import lazy_import
+from . import option, register
 from .base import InitInputs, Initializer
+
+torch = lazy_import("torch")
 
 
 @dataclass
 class MvnOptions:
-    scale: float = 1e-9
+    scale: float = option(1e-9, "Covariance scale of the normal the new rows are drawn from (the default is transformers' mean_resizing).", minimum=0, above_minimum=True)
 
 
 @register
 class MvnInit(Initializer):
     name = "mvn"
     Options = MvnOptions
-
-    def check(self) -> None:
-        if not self.options.scale > 0 or not math.isfinite(self.options.scale):
-            raise TransplantError(f"mvn scale must be a positive number, not {self.options.scale}")
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
         reference = inputs.token_rows().double()

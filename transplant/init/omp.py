@@ -4,30 +4,30 @@ Orthogonal Matching Pursuit through a donor model, as mergekit's tokensurgeon (a
 written anew here. The donor is a model that already uses the new tokenizer. In the donor's embedding space every
 new token is approximated by a sparse combination of the tokens both vocabularies share:
 
-    donor[new] ≈ Σ_i c_i · donor[shared_i]      (greedy OMP, ``k`` atoms, least squares)
+    donor[new] ≈ Σ_i c_i · donor[shared_i]      (greedy OMP, ``atoms`` of them, least squares)
 
 and the same combination of the *base* model's rows of those shared tokens becomes the new row:
 
     base[new] = Σ_i c_i · base[shared_i]
 
 This is exact when the two embedding spaces are related by a linear map on the shared tokens and
-the donor row is a combination of at most ``k`` shared rows. Input embeddings use the donor's
+the donor row is a combination of at most ``atoms`` shared rows. Input embeddings use the donor's
 input embeddings; an untied output head uses the donor's output head (its input embeddings when
 the donor is tied). A head's bias is rebuilt by ``fvt`` (``handles_bias = False``).
 """
 
 from __future__ import annotations
 
-import operator
 import warnings
 from dataclasses import dataclass
 
-import torch
-from tqdm.auto import tqdm
-
 from ..errors import TransplantError
-from . import register
+from ..lazy import lazy_import
+from . import option, register
 from .base import EXACT, InitInputs, Initializer
+
+torch = lazy_import("torch")
+tqdm_auto = lazy_import("tqdm.auto")
 
 BUFFER = 1 << 25  # floats (128 MiB) in each per-batch buffer: scores [batch, atoms], basis [batch, k, width]
 MAX_BATCH = 4096
@@ -39,8 +39,8 @@ DEPENDENT = 1e-3  # an atom with less than this share of its norm outside the ch
 
 @dataclass
 class OmpOptions:
-    donor: str | None = None
-    k: int = 64
+    donor: str | None = option(None, "A model that already uses NEW_TOKENIZER (directory, .gguf or hub id): its embedding space supplies the sparse mixes.", kind="text")
+    atoms: int = option(64, "Shared tokens (OMP atoms) mixed per new token.", minimum=1)
 
 
 def batch_size(atoms: int, k: int, width: int) -> int:
@@ -71,7 +71,7 @@ def omp(dictionary: torch.Tensor, targets: torch.Tensor, k: int, batch: int | No
     batch = batch or batch_size(atoms, k, width)
     indices = torch.empty(len(targets), k, dtype=torch.long)
     coefficients = torch.empty(len(targets), k, dtype=torch.float32)
-    with tqdm(total=len(targets), desc="omp", unit="token", disable=not progress) as bar:
+    with tqdm_auto.tqdm(total=len(targets), desc="omp", unit="token", disable=not progress) as bar:
         for start in range(0, len(targets), batch):
             stop = min(start + batch, len(targets))
             indices[start:stop], coefficients[start:stop] = _omp_batch(dictionary, inverse, norms, targets[start:stop], k)
@@ -116,6 +116,8 @@ def _omp_batch(dictionary, inverse, norms, x, k):
 class OmpInit(Initializer):
     name = "omp"
     Options = OmpOptions
+    needs = ("donor",)
+    renamed_options = {"k": "atoms"}
     handles_bias = False
 
     def __init__(self, **options):
@@ -128,12 +130,6 @@ class OmpInit(Initializer):
     def check(self) -> None:
         if not self.options.donor:
             raise TransplantError("omp needs --donor: a model that already uses the new tokenizer")
-        try:
-            self.options.k = operator.index(self.options.k)
-        except TypeError:
-            raise TransplantError(f"omp needs an integer --k (atoms per new token), not {self.options.k!r}") from None
-        if self.options.k < 1:
-            raise TransplantError(f"omp needs --k of at least 1 (atoms per new token), not {self.options.k}")
 
     # -- the donor ------------------------------------------------------------------------------
 
@@ -196,10 +192,10 @@ class OmpInit(Initializer):
             raise TransplantError(
                 f"omp donor {self.options.donor} has {len(donor)} embedding rows, fewer than the new tokenizer's {len(mapping.target)} tokens"
             )
-        k = self.options.k
+        k = self.options.atoms
         if len(shared) < k:
             if not self._warned:  # once, not again for the output head
-                warnings.warn(f"omp: only {len(shared)} shared tokens, fewer than k={k}; using all of them", stacklevel=2)
+                warnings.warn(f"omp: only {len(shared)} shared tokens, fewer than atoms={k}; using all of them", stacklevel=2)
                 self._warned = True
             k = len(shared)
         atoms = torch.tensor(shared, dtype=torch.long)

@@ -25,21 +25,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from . import register
+from ..lazy import lazy_import
+from . import option, register
 from .base import InitInputs, Initializer
-from .topk import ROW_BATCH, NeighborCache, SimilaritySpace, candidate_ids, check_options, combine, nearest, own_space
+from .topk import ROW_BATCH, NeighborCache, SimilaritySpace, candidate_ids, combine, nearest, neighbours_option, own_space, temperature_option
+
+torch = lazy_import("torch")
 
 PIECE_BATCH = 65_536  # decomposition pieces whose similarity to their token is computed at once
 
 
 @dataclass
 class TokenAdaptOptions:
-    k: int = 3
-    temperature: float = 0.3
-    weight: float = 0.3
-    threshold: float = 0.0
+    k: int = neighbours_option(3)
+    temperature: float = temperature_option(0.3)
+    weight: float = option(0.3, "Share of the global (neighbour) estimate in the hybrid; the local (decomposition) estimate gets the rest.", minimum=0, maximum=1)
+    threshold: float = option(0.0, "Neighbours whose cosine similarity is below this are ignored.", minimum=-1, maximum=1)
 
 
 def segment_softmax(values: torch.Tensor, groups: torch.Tensor, count: int) -> torch.Tensor:
@@ -59,8 +60,6 @@ class TokenAdaptInit(Initializer):
 
     def __init__(self, **options):
         super().__init__(**options)
-        o = self.options
-        check_options(self.name, o.k, o.temperature, o.weight, o.threshold)
         self.neighbors = NeighborCache()
 
     def similarity_space(self, inputs: InitInputs, target_ids: list[int]) -> SimilaritySpace:

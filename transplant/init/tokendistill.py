@@ -23,15 +23,16 @@ row, measured far worse).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ..errors import TransplantError
-from ..tokendistill.trainer import DistillSettings
-from . import get, method_class, register
+from ..lazy import lazy_import
+from ..tokendistill.settings import DistillSettings
+from . import get, method_class, option, register
 from .base import InitInputs, Initializer
+
+torch = lazy_import("torch")
 
 RULE = "tokendistill"
 HEADS = ("tied", "init", "ntp")
@@ -43,28 +44,30 @@ DEFAULT_HEAD = "ntp"
 
 @dataclass
 class TokenDistillOptions:
-    target_corpus: object = None  # a text file or a list of them
-    hub: str | None = None  # DATASET[:CONFIG] streamed from the hub (online only)
-    hub_bytes: int = 20_000_000
-    init: str = "fvt"
-    init_options: dict = field(default_factory=dict)  # the init method's own options
-    snippets_per_token: int = DistillSettings.snippets_per_token
-    snippet_length: int = DistillSettings.snippet_length
-    tokens_per_step: int = DistillSettings.tokens_per_step
-    learning_rate: float = DistillSettings.learning_rate
-    distill_layer: int = DistillSettings.layer
-    head: str | None = None  # tied | init | ntp; default: DEFAULT_HEAD
-    head_learning_rate: float | None = DistillSettings.head_learning_rate
-    max_distilled_tokens: int | None = None
-    max_seconds: float | None = None
-    resume: bool = False
-    checkpoint_every: int = DistillSettings.checkpoint_every
+    target_corpus: object = option(None, "Target-language text whose contexts of the new tokens are distilled (repeatable).", kind="path", repeatable=True)
+    hub: str | None = option(None, "Stream target text from a hub dataset's `text` field, DATASET[:CONFIG] (needs internet).", kind="text")
+    hub_bytes: int = option(20_000_000, "How much text --hub streams.", minimum=1)
+    init: str = option("fvt", "The method every row starts from (e.g. hypernet with --hypernet DIR); its options are passed on.")
+    init_options: dict = option({}, "The init method's own options (Python API; on the command line give them as flags).", kind="object", command_line=False)
+    snippets_per_token: int = option(DistillSettings.snippets_per_token, "Contexts (and optimizer steps) per new token.", minimum=1)
+    snippet_length: int = option(DistillSettings.snippet_length, "Source tokens per context.", minimum=4)
+    tokens_per_step: int = option(DistillSettings.tokens_per_step, "New tokens learned together, one context each per step; bounds memory.", minimum=1)
+    learning_rate: float = option(DistillSettings.learning_rate, "AdamW learning rate of the new rows.", minimum=0, above_minimum=True)
+    distill_layer: int = option(DistillSettings.layer, "Layer whose hidden states are matched (-1: the final output).")
+    head: str = option(DEFAULT_HEAD, "Output rows: learned by next-token prediction (ntp), the init method's rows (init), or keep a tied head tied.", choices=HEADS)
+    head_learning_rate: float = option(DistillSettings.head_learning_rate, "Learning rate of the head rows with --head ntp.", minimum=0, above_minimum=True)
+    max_distilled_tokens: int | None = option(None, "Distill at most this many new tokens (most frequent first); the rest keep their init rows.", kind="int", minimum=0)
+    max_seconds: float | None = option(None, "Stop distilling after this many seconds; the rest keep their init rows.", kind="float", minimum=0, above_minimum=True)
+    resume: bool = option(False, "Continue an interrupted conversion to OUT from its last checkpoint.")
+    checkpoint_every: int = option(DistillSettings.checkpoint_every, "Groups of tokens between checkpoints.", minimum=1)
 
 
 @register
 class TokenDistillInit(Initializer):
     name = "tokendistill"
     Options = TokenDistillOptions
+    needs = ("model", "target_text")
+    passes_options_to = "init"
     handles_bias = False  # a head's bias is rebuilt by fvt
 
     def __init__(self, **options):
@@ -93,10 +96,6 @@ class TokenDistillInit(Initializer):
         for path in corpora:
             if not Path(path).is_file():
                 raise TransplantError(f"target corpus not found: {path}")
-        if o.head is not None and o.head not in HEADS:
-            raise TransplantError(f"tokendistill: --head must be one of {', '.join(HEADS)}, not '{o.head}'")
-        if o.max_distilled_tokens is not None and (isinstance(o.max_distilled_tokens, bool) or not isinstance(o.max_distilled_tokens, int) or o.max_distilled_tokens < 0):
-            raise TransplantError(f"tokendistill: max-distilled-tokens must be an integer >= 0, not {o.max_distilled_tokens!r}")
         self.settings().check()
 
     def corpora(self) -> list:
@@ -114,7 +113,7 @@ class TokenDistillInit(Initializer):
         )
 
     def head(self) -> str:
-        return self.options.head or DEFAULT_HEAD
+        return self.options.head
 
     def head_choice(self, tied: bool) -> str:
         head = self.head()

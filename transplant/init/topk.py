@@ -14,22 +14,22 @@ combined rows are always the tensor being rebuilt (input embeddings, or an untie
 own space). Tokens without a query (nothing spells them) get the mean source row, rule "mean".
 A head's bias is rebuilt by ``fvt`` (``handles_bias = False``).
 
-The helpers here (:func:`candidate_ids`, :func:`own_space`, :func:`nearest`,
-:func:`check_options`) are shared with ``tokenadapt``.
+The helpers here (:func:`candidate_ids`, :func:`own_space`, :func:`nearest`, the option
+declarations) are shared with ``tokenadapt``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import torch
-
 from ..errors import TransplantError
-from ..neighbors import NeighborIndex, softmax_combination
-from . import register
+from ..lazy import lazy_import
+from . import option, register
 from .base import InitInputs, Initializer
 from .fvt import FvtInit
+
+torch = lazy_import("torch")
+neighbors = lazy_import("transplant.neighbors")
 
 PROGRESS_FROM = 10_000  # show the neighbour-search progress bar from this many new tokens on
 COMBINE_BATCH = 2048  # queries whose k neighbour rows are gathered at once
@@ -77,19 +77,19 @@ class NeighborCache:
     def __init__(self):
         self._vectors: torch.Tensor | None = None
         self._candidates: torch.Tensor | None = None
-        self._index: NeighborIndex | None = None
+        self._index: neighbors.NeighborIndex | None = None
 
-    def index(self, space: SimilaritySpace, candidates: torch.Tensor, expected_queries: int) -> NeighborIndex:
+    def index(self, space: SimilaritySpace, candidates: torch.Tensor, expected_queries: int) -> neighbors.NeighborIndex:
         same = self._vectors is space.source and self._candidates is not None and torch.equal(self._candidates, candidates)
         if not same:
             self._index = None  # free the old graph before building the new one
-            self._index = NeighborIndex(space.source[candidates], normalize=True, expected_queries=expected_queries)
+            self._index = neighbors.NeighborIndex(space.source[candidates], normalize=True, expected_queries=expected_queries)
             self._vectors, self._candidates = space.source, candidates
         return self._index
 
 
 def nearest(
-    space: SimilaritySpace, candidates: torch.Tensor, queries: torch.Tensor, k: int, progress: bool = True, index: NeighborIndex | None = None
+    space: SimilaritySpace, candidates: torch.Tensor, queries: torch.Tensor, k: int, progress: bool = True, index: neighbors.NeighborIndex | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine similarities and source ids of the ``k`` nearest candidates of each query, best first.
 
@@ -97,7 +97,7 @@ def nearest(
     ``index`` is a prebuilt index over ``space.source[candidates]`` (see :class:`NeighborCache`).
     """
     if index is None:
-        index = NeighborIndex(space.source[candidates], normalize=True, expected_queries=len(queries))
+        index = neighbors.NeighborIndex(space.source[candidates], normalize=True, expected_queries=len(queries))
     scores, positions = index.search(queries, k, progress=progress and len(queries) >= PROGRESS_FROM)
     ids = torch.where(positions >= 0, candidates[positions.clamp_min(0)], torch.full_like(positions, -1))
     return scores, ids
@@ -108,26 +108,22 @@ def combine(scores: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor, tempera
     out = torch.empty(len(ids), rows.shape[1], dtype=rows.dtype)
     for start in range(0, len(ids), batch_size):
         stop = start + batch_size
-        out[start:stop] = softmax_combination(scores[start:stop], ids[start:stop], rows, temperature)
+        out[start:stop] = neighbors.softmax_combination(scores[start:stop], ids[start:stop], rows, temperature)
     return out
 
 
-def check_options(name: str, k, temperature, weight=None, threshold=None) -> None:
-    """One-line errors for options out of range (shared by the similarity initialisers)."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise TransplantError(f"{name} needs an integer k >= 1, not {k!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
-        raise TransplantError(f"{name} needs a temperature > 0, not {temperature!r}")
-    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1):
-        raise TransplantError(f"{name} needs a weight between 0 and 1, not {weight!r}")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1):
-        raise TransplantError(f"{name} needs a threshold between -1 and 1 (a cosine similarity), not {threshold!r}")
+def neighbours_option(default: int):
+    return option(default, "Nearest source tokens mixed per new token.", minimum=1)
+
+
+def temperature_option(default: float):
+    return option(default, "Softmax temperature over the neighbours' cosine similarities (lower: closer to the nearest).", minimum=0, above_minimum=True)
 
 
 @dataclass
 class TopkOptions:
-    k: int = 10
-    temperature: float = 0.1
+    k: int = neighbours_option(10)
+    temperature: float = temperature_option(0.1)
 
 
 @register
@@ -139,7 +135,6 @@ class TopkInit(Initializer):
 
     def __init__(self, **options):
         super().__init__(**options)
-        check_options(self.name, self.options.k, self.options.temperature)
         self.neighbors = NeighborCache()
 
     def similarity_space(self, inputs: InitInputs, target_ids: list[int]) -> SimilaritySpace:

@@ -25,28 +25,24 @@ rebuilt by ``fvt``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import TransplantError
-from ..neighbors import NeighborIndex
-from ..static import (
-    FastTextParams,
-    dictionary_vectors,
-    obtain_vectors,
-    read_dictionary,
-    token_vectors,
-)
-from ..static.alignment import alignment_from_lookups
-from ..static.download import LANGUAGE_CODE
-from ..vocab import VocabMapping
-from . import register
+from ..lazy import lazy_import
+from . import option, register
 from .base import Initializer, InitInputs
 from .fvt import FvtInit
+
+np = lazy_import("numpy")
+torch = lazy_import("torch")
+neighbors = lazy_import("transplant.neighbors")
+static = lazy_import("transplant.static")
+
+if TYPE_CHECKING:
+    from ..static import FastTextParams
+    from ..vocab import VocabMapping
 
 RULE = "wechsel"
 PROGRESS_FROM = 10_000
@@ -99,20 +95,10 @@ def check_vectors_or_corpus(method: str, side: str, vectors, corpus) -> None:
     """Fail before any work when a side has neither vectors nor a corpus, or names a missing file."""
     if vectors is None and corpus is None:
         raise TransplantError(f"{method} needs --{side}-vectors (a fastText .bin/.vec file or a language code) or --{side}-corpus (text to train fastText on)")
-    if vectors is not None and not Path(vectors).exists() and not LANGUAGE_CODE.match(str(vectors)):
+    if vectors is not None and not Path(vectors).exists() and not static.download.LANGUAGE_CODE.match(str(vectors)):
         raise TransplantError(f"{side} vectors not found: {vectors} (give a fastText .bin/.vec file or a language code like en)")
     if vectors is None and not Path(corpus).is_file():
         raise TransplantError(f"{side} corpus not found: {corpus}")
-
-
-def check_k(name: str, k) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise TransplantError(f"{name} needs an integer k >= 1, not {k!r}")
-
-
-def check_temperature(name: str, temperature) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
-        raise TransplantError(f"{name} needs a temperature > 0, not {temperature!r}")
 
 
 def softmax_weights(scores: torch.Tensor, ids: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -124,29 +110,30 @@ def softmax_weights(scores: torch.Tensor, ids: torch.Tensor, temperature: float)
 
 @dataclass
 class WechselOptions:
-    source_vectors: str | Path | None = None
-    target_vectors: str | Path | None = None
-    source_corpus: str | Path | None = None
-    target_corpus: str | Path | None = None
-    dictionary: str | Path | None = None
-    k: int = 10
-    temperature: float = 0.1
+    source_vectors: str | Path | None = option(None, "fastText .bin/.vec of the source language, or a language code (downloads cc.LANG.300).", kind="path")
+    target_vectors: str | Path | None = option(None, "fastText .bin/.vec of the target language, or a language code (downloads cc.LANG.300).", kind="path")
+    source_corpus: str | Path | None = option(None, "Source-language text to train fastText on when no source vectors are given.", kind="path")
+    target_corpus: str | Path | None = option(None, "Target-language text to train fastText on when no target vectors are given.", kind="path")
+    dictionary: str | Path | None = option(None, "Bilingual dictionary, `source<TAB>target` word pairs per line (aligns the two spaces).", kind="path")
+    k: int = option(10, "Nearest source tokens mixed per new token.", minimum=1)
+    temperature: float = option(0.1, "Softmax temperature over the cosine similarities.", minimum=0, above_minimum=True)
     # fastText training when a corpus is given (WECHSEL's train_embeddings settings)
-    dim: int = 100
-    epochs: int = 20
-    min_count: int = 5
-    threads: int | None = None
+    dim: int = option(100, "fastText dimension when training vectors.", minimum=1)
+    epochs: int = option(20, "fastText epochs when training vectors.", minimum=1)
+    min_count: int = option(5, "fastText minimum word count when training vectors.", minimum=1)
+    threads: int | None = option(None, "fastText training threads (default: all cores).", kind="int", minimum=1)
 
 
 @register
 class WechselInit(Initializer):
     name = "wechsel"
     Options = WechselOptions
+    needs = ("static_vectors", "dictionary")
     handles_bias = False
 
     def __init__(self, **options):
         super().__init__(**options)
-        self._plan: SimilarityPlan | None = None
+        self.last_plan: SimilarityPlan | None = None  # reused for every tensor; public for inspection
         self._given = set(options)
 
     def check(self) -> None:
@@ -157,34 +144,32 @@ class WechselInit(Initializer):
             raise TransplantError(f"dictionary not found: {o.dictionary}")
         for side in ("source", "target"):
             check_vectors_or_corpus(self.name, side, getattr(o, f"{side}_vectors"), getattr(o, f"{side}_corpus"))
-        check_k(self.name, o.k)
-        check_temperature(self.name, o.temperature)
         self.fasttext_params().check()
 
     def fasttext_params(self, dim: int | None = None) -> FastTextParams:
         o = self.options
-        return FastTextParams(model="cbow", dim=dim or o.dim, epochs=o.epochs, min_count=o.min_count, minn=5, maxn=5, neg=10)
+        return static.FastTextParams(model="cbow", dim=dim or o.dim, epochs=o.epochs, min_count=o.min_count, minn=5, maxn=5, neg=10)
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
-        plan = self._plan
+        plan = self.last_plan
         if plan is None or plan.mapping is not inputs.mapping or plan.target_ids != tuple(target_ids):
-            plan = self._plan = self.plan(inputs.mapping, target_ids, len(inputs.source), progress=inputs.progress)
+            plan = self.last_plan = self.plan(inputs.mapping, target_ids, len(inputs.source), progress=inputs.progress)
         return apply_plan(plan, inputs, target_ids, RULE)
 
     def side_vectors(self, mapping: VocabMapping, side: str, dictionary_words, dim: int | None) -> tuple[np.ndarray, np.ndarray, dict]:
         """Token vectors of one side's vocabulary and its dictionary words' vectors; then frees the model."""
         o = self.options
-        vectors = obtain_vectors(
+        vectors = static.obtain_vectors(
             getattr(o, f"{side}_vectors"), getattr(o, f"{side}_corpus"), self.fasttext_params(dim),
             side=side, method=self.name, words="split-punctuation", threads=o.threads,
         )
-        matrix, known = token_vectors(getattr(mapping, side), vectors, level="word")
-        lookup = dictionary_vectors(vectors, dictionary_words)
+        matrix, known = static.token_vectors(getattr(mapping, side), vectors, level="word")
+        lookup = static.dictionary_vectors(vectors, dictionary_words)
         return matrix, known, lookup
 
     def plan(self, mapping: VocabMapping, target_ids: list[int], source_rows: int, progress: bool = True) -> SimilarityPlan:
         o = self.options
-        dictionary = read_dictionary(o.dictionary)
+        dictionary = static.read_dictionary(o.dictionary)
         words = {"source": [s for s, _ in dictionary], "target": [t for _, t in dictionary]}
         # given vectors first, so that a side trained here can take their dimension
         sides = sorted(("source", "target"), key=lambda side: getattr(o, f"{side}_vectors") is None)
@@ -198,7 +183,7 @@ class WechselInit(Initializer):
                 f"static vectors differ in dimension: source {source_vectors.shape[1]}, target {target_vectors.shape[1]}; "
                 "use vectors of the same dimension on both sides"
             )
-        rotation, pairs = alignment_from_lookups(dictionary, source_words, target_words, label=f"dictionary {o.dictionary}")
+        rotation, pairs = static.alignment_from_lookups(dictionary, source_words, target_words, label=f"dictionary {o.dictionary}")
         aligned = torch.from_numpy(source_vectors) @ rotation
 
         candidates = [i for i, key in enumerate(mapping.source.canonical) if key is not None and i < source_rows and source_known[i]]
@@ -210,7 +195,7 @@ class WechselInit(Initializer):
         rows = cols = torch.empty(0, dtype=torch.long)
         values = torch.empty(0)
         if positions:
-            index = NeighborIndex(aligned[candidate_ids], normalize=True)
+            index = neighbors.NeighborIndex(aligned[candidate_ids], normalize=True)
             scores, nearest = index.search(queries, o.k, progress=progress and len(positions) >= PROGRESS_FROM)
             ids = torch.where(nearest >= 0, candidate_ids[nearest.clamp_min(0)], torch.full_like(nearest, -1))
             weights = softmax_weights(scores, ids, o.temperature)

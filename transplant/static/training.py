@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import cache_dir
+from ..files import atomic_file, cache_dir
 from ..errors import TransplantError
 from ..vocab import Vocabulary
 from .tokens import token_string
@@ -155,7 +155,6 @@ def train_fasttext(
         return target
 
     text_file = None
-    partial = directory / f".{target.name}.{os.getpid()}.part"
     try:
         if tokenizer is not None or words != "as-is":
             handle, name = tempfile.mkstemp(prefix=".corpus-", suffix=".txt", dir=directory)
@@ -180,16 +179,15 @@ def train_fasttext(
             "thread": threads or default_threads(),
             "verbose": 0,
         }
-        result = subprocess.run([sys.executable, "-c", _TRAIN, json.dumps(arguments), str(partial)], capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not partial.is_file():
-            lines = [line for line in (result.stderr or "").strip().splitlines() if line.strip()]
-            reason = lines[-1] if lines else f"exit status {result.returncode}"
-            if "NaN" in reason:
-                reason += " (training diverged: use a lower lr, or more hash buckets than the corpus has n-grams)"
-            raise TransplantError(f"fastText training on {corpus} failed: {reason}")
-        os.replace(partial, target)  # atomic: a cached model is always complete
+        with atomic_file(target) as partial:  # a cached model is always complete
+            result = subprocess.run([sys.executable, "-c", _TRAIN, json.dumps(arguments), str(partial)], capture_output=True, text=True, check=False)
+            if result.returncode != 0 or not partial.is_file():
+                lines = [line for line in (result.stderr or "").strip().splitlines() if line.strip()]
+                reason = lines[-1] if lines else f"exit status {result.returncode}"
+                if "NaN" in reason:
+                    reason += " (training diverged: use a lower lr, or more hash buckets than the corpus has n-grams)"
+                raise TransplantError(f"fastText training on {corpus} failed: {reason}")
     finally:
-        partial.unlink(missing_ok=True)
         if text_file is not None:
             text_file.unlink(missing_ok=True)
     return target

@@ -86,7 +86,7 @@ def build_mapping(source: Vocabulary, target: Vocabulary, progress: bool = True)
         if key is not None and key in source.index:
             # a byte token is copied from the source's own byte token where it has one (their
             # rows differ from the regular token's of the same bytes)
-            same_kind = source.byte_token_index.get(key) if target._is_byte_token(target_id) else None
+            same_kind = source.byte_token_index.get(key) if target.is_byte_token(target_id) else None
             matches[target_id], kinds[target_id] = same_kind if same_kind is not None else source.index[key], "exact"
     pieces, origins = decompose_all(source, target, progress=progress)
     return VocabMapping(

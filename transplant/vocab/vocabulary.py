@@ -92,7 +92,7 @@ class Vocabulary:
             if key is None:
                 continue
             current = found.get(key)
-            if current is None or (self._is_byte_token(current) and not self._is_byte_token(index)):
+            if current is None or (self.is_byte_token(current) and not self.is_byte_token(index)):
                 found[key] = index
         return found
 
@@ -100,7 +100,7 @@ class Vocabulary:
     def byte_token_index(self) -> dict[tuple[bytes, bool], int]:
         """Canonical form -> id of the byte-fallback tokens (``<0x41>``), which ``index`` gives
         up to the regular token of the same bytes."""
-        return {self.canonical[i]: i for i in range(len(self)) if self.canonical[i] is not None and self._is_byte_token(i)}
+        return {self.canonical[i]: i for i in range(len(self)) if self.canonical[i] is not None and self.is_byte_token(i)}
 
     @cached_property
     def surface_index(self) -> dict[bytes, int]:
@@ -112,7 +112,7 @@ class Vocabulary:
         for key, index in self.index.items():
             surface = surface_bytes(key, self.style)
             current = found.get(surface)
-            if current is None or (self._is_byte_token(current) and not self._is_byte_token(index)):
+            if current is None or (self.is_byte_token(current) and not self.is_byte_token(index)):
                 found[surface] = index
         return found
 
@@ -120,7 +120,7 @@ class Vocabulary:
         key = self.canonical[index]
         return b"" if key is None else surface_bytes(key, self.style)
 
-    def _is_byte_token(self, index: int) -> bool:
+    def is_byte_token(self, index: int) -> bool:
         token = self.strings[index] or ""
         return self.style.byte_fallback and len(token) == 6 and token.startswith("<0x")
 

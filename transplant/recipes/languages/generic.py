@@ -11,7 +11,7 @@ dictionary: --dictionary PATH, --dictionary muse (download), or --compare mean t
 Writes recipe-out/LANG/ (report.md, plots, the converted model in model/).
 """
 
-from ..recipe import RecipeSpec
+from ..spec import RecipeSpec
 
 SPEC = RecipeSpec(
     language="",  # --language is required

@@ -1,8 +1,8 @@
 """Hypernetwork on SmolLM2-135M, on a CPU budget: train on German text, then move the model
 zero-shot onto a German 32k BPE tokenizer that training never used, and compare with fvt.
 
-    python bench/hypernet.py                     # the README numbers (one thread; 54 min of training on a loaded 2-core machine)
-    python bench/hypernet.py --lm-steps 20 --identity-steps 20   # a quick look
+    python bench/hypernet_german.py                     # the README numbers (one thread; 54 min of training on a loaded 2-core machine)
+    python bench/hypernet_german.py --lm-steps 20 --identity-steps 20   # a quick look
 
 Prints a table (held-out bits per byte of both conversions, training throughput, peak memory,
 the cost of a training step relative to the base model's own forward+backward on the same
