@@ -219,8 +219,9 @@ def run_predict_time(args) -> None:
                 if text and (text, word_start) not in seen:
                     seen.add((text, word_start))
                     pieces.append((text, word_start, -float(len(pieces))))
-    pieces = pieces[: args.vocab_size - 256 - 20]
-    target = tokenizer_from_pieces(pieces, "byte-level-unigram", base, [])
+    target = tokenizer_from_pieces(pieces[: args.vocab_size], "byte-level-unigram", base, [])
+    # pieces that are single bytes or special tokens add nothing: drop enough to land on the size
+    target = tokenizer_from_pieces(pieces[: 2 * args.vocab_size - len(target)], "byte-level-unigram", base, [])
     source = load_model(model_dir).get_input_embeddings().weight.detach().float()
     begin = time.perf_counter()
     mapping = build_mapping(Vocabulary.from_tokenizer(base), Vocabulary.from_tokenizer(target), progress=False)
