@@ -2,9 +2,11 @@
 it onto any tokenizer with ``transplant convert ... --method hypernet --hypernet DIR``.
 
 - :mod:`model`: the hypernetwork (residual over fvt) and batched prediction;
-- :mod:`sampler`: the tokenizers it is trained on (sampled UnigramLM vocabularies, or given ones);
+- :mod:`sampler`: the tokenizers it is trained on (sampled vocabularies of five families, or given ones);
+- :mod:`corpora`: several languages' text, mixed per step or per row;
 - :mod:`training`: the training loop (accelerate, checkpoints, exact resume);
-- :mod:`io`: saving and loading, and the check that it meets the model it was trained for.
+- :mod:`io`: saving and loading, and the check that it meets the model it was trained for;
+- :mod:`builtin`: the hypernetworks shipped in ``builtin/``, found by the model's embedding rows.
 
 The names below are imported on first use: the method's registration (:mod:`method`, loaded
 through an entry point whenever ``transplant`` lists its methods) must not load torch.

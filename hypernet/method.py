@@ -1,7 +1,9 @@
 """``hypernet``: a trained hypernetwork predicts each new token from the base model's pieces (ZeTT).
 
 Train one with ``transplant hypernet train MODEL --corpus FILE -o DIR`` and pass ``--hypernet
-DIR``. Untrained it equals ``fvt``; exact matches are copied as with every method.
+DIR``; without ``--hypernet`` the built-in one whose base-model fingerprint matches the model's
+embeddings is used (builtin.py). Untrained it equals ``fvt``; exact matches are copied as with
+every method.
 
 The method registers itself: ``transplant``'s registry finds it through the ``transplant.methods``
 entry point in pyproject.toml, so the library never imports this package.
@@ -13,7 +15,6 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 
-from transplant.errors import TransplantError
 from transplant.init import InitInputs, Initializer, option, register
 
 if TYPE_CHECKING:
@@ -22,8 +23,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class HypernetOptions:
-    # a directory, or (Python API) a loaded Hypernet
-    hypernet: object = option(None, "Directory written by `transplant hypernet train`.", kind="path", accepts_objects=True)
+    # a directory, or (Python API) a loaded Hypernet; None: the built-in one matching the model
+    hypernet: object = option(None, "Directory written by `transplant hypernet train` (default: the built-in one for the model, see `transplant hypernet list`).", kind="path", accepts_objects=True)
 
 
 @register
@@ -34,8 +35,9 @@ class HypernetInit(Initializer):
     handles_bias = False  # a head's bias is rebuilt by fvt
 
     def check(self) -> None:
+        self.model = None
         if self.options.hypernet is None:
-            raise TransplantError("method 'hypernet' needs --hypernet DIR (train one with `transplant hypernet train`)")
+            return  # a built-in one, chosen by the model's embeddings in rows()
         from .io import load
         from .model import Hypernet
 
@@ -43,9 +45,13 @@ class HypernetInit(Initializer):
         self.model = given if isinstance(given, Hypernet) else load(given)  # a bad directory fails before heavy work
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
-        from .io import check_base
+        from .io import check_base, load
         from .model import predict
 
+        if self.model is None:
+            from .builtin import matching_builtin
+
+            self.model = load(matching_builtin(inputs.source, inputs.kind).directory)
         check_base(self.model, inputs.source, inputs.kind)
         mapping = inputs.mapping
         decompositions = [mapping.pieces[t] if t < len(mapping.pieces) else [] for t in target_ids]

@@ -36,7 +36,8 @@ from transplant.files import OutputClaim, input_fingerprint, refuse_other_inputs
 from transplant.training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, process_state, save_checkpoint, step_generator
 from transplant.vocab import Vocabulary, build_mapping, segment
 from .model import Hypernet, HypernetConfig, fingerprint, fvt_base, piece_matrix
-from .sampler import FixedTokenizers, UnigramSampler
+from .corpora import Corpora
+from .sampler import FixedTokenizers, MixedTokenizers, UnigramSampler
 
 LOG_FILE = "log.jsonl"
 TRAINING_FILE = "training.json"
@@ -62,6 +63,10 @@ class TrainConfig:
     noise_mean: float = 0.5  # noise on the sampled pieces' log scores (see sampler.py)
     noise_log_std: float = 0.5
     vocab_subsample: int | None = 4096  # softmax over the batch's tokens + this many others
+    families: list[str] | None = None  # sampled tokenizer families (sampler.py); None: the base's pipeline
+    real_tokenizer_share: float = 0.25  # with families and real tokenizers: how often a step takes a real one
+    corpus_alpha: float = 0.3  # several corpora: drawn with p ~ bytes ** alpha (corpora.py)
+    corpus_mixing: str = "step"  # "step": one corpus per step; "row": one per text row (corpora.py)
     # losses and schedule
     identity_steps: int = 100
     reconstruction_tokens: int = 2048  # base tokens rebuilt from smaller pieces per step
@@ -94,8 +99,11 @@ def train(
 ) -> Path:
     """Train a hypernetwork for ``model`` on ``corpora`` and write it to ``out``.
 
-    ``tokenizers``: real tokenizers to train on instead of sampled Unigram ones. Held-out
-    evaluation uses ``eval_text`` (default: the corpus's last lines, never trained on) tokenized by
+    ``corpora``: one file per language; each step draws one of them (see corpora.py).
+    ``tokenizers``: real tokenizers to train on instead of sampled Unigram ones (with
+    ``families``, as well as sampled ones of those families: a share ``real_tokenizer_share`` of
+    the steps). Held-out evaluation uses ``eval_text`` (default: the first corpus's last lines,
+    never trained on) tokenized by
     ``eval_tokenizer`` (default: a sampled tokenizer from a seed no training step uses).
     Checkpoints and the log live in ``OUT.run/``; ``resume`` continues from its last checkpoint.
     ``callback(step, record)`` is called after every step (timing, tests).
@@ -105,6 +113,8 @@ def train(
     if unknown:
         raise TransplantError(f"unknown training option {', '.join(unknown)} (options: {', '.join(sorted(known))})")
     config = TrainConfig(**options)
+    if config.corpus_mixing not in ("step", "row"):
+        raise TransplantError(f"corpus mixing must be 'step' or 'row', not '{config.corpus_mixing}'")
     if config.max_steps < 1 or config.batch_size < 1 or config.block_size < 2:
         raise TransplantError("max_steps and batch_size must be at least 1, block_size at least 2")
     processes = process_state()
@@ -120,7 +130,6 @@ def train(
 def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainConfig, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback) -> Path:
     """The run; ``output`` is None on every process but the main one, which alone writes."""
     from transplant.loading import load_model, load_tokenizer
-    from transplant.tokenizer_training import corpus_lines
 
     processes = process_state()
     main = output is not None
@@ -128,19 +137,14 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
     if run_dir.exists() and not resume and not overwrite:
         raise TransplantError(f"{run_dir} holds an earlier run; pass --resume to continue it or --overwrite to start over")
 
-    # --- data: training lines, and held-out text the loop never draws from
-    lines = corpus_lines(list(corpora))
+    # --- data: training lines per corpus, and held-out text the loop never draws from
+    texts_by_corpus = Corpora(list(corpora), config.corpus_alpha)
     if eval_text is None:
-        held_out, size = [], 0
-        while lines and size < config.eval_bytes and len(lines) > 1:
-            held_out.insert(0, lines.pop())
-            size += len(held_out[0].encode("utf-8")) + 1
-        eval_text = "\n".join(held_out) + "\n"
+        eval_text = texts_by_corpus.hold_out_tail(config.eval_bytes)
     else:
         from transplant.evaluate import read_text
 
         eval_text = read_text(eval_text, config.eval_bytes)
-    line_bytes = torch.tensor([len(line.encode("utf-8")) + 1 for line in lines], dtype=torch.float64)
 
     # --- the frozen base model and its vocabulary
     base_tokenizer = load_tokenizer(model)
@@ -155,13 +159,16 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
         parameter.requires_grad_(False)
 
     # --- tokenizers to train on, and the held-out one to evaluate with
+    families = tuple(config.families or ())
+    sampled = UnigramSampler(base_tokenizer, config.sampled_vocab_size, noise_mean=config.noise_mean, noise_log_std=config.noise_log_std, families=families)
     if tokenizers:
-        sampler = FixedTokenizers([load_tokenizer(t) if isinstance(t, (str, Path)) else t for t in tokenizers])
+        real = FixedTokenizers([load_tokenizer(t) if isinstance(t, (str, Path)) else t for t in tokenizers])
+        sampler = MixedTokenizers(sampled, real, config.real_tokenizer_share) if families else real
     else:
-        sampler = UnigramSampler(base_tokenizer, config.sampled_vocab_size, noise_mean=config.noise_mean, noise_log_std=config.noise_log_std)
+        sampler = sampled
     if eval_tokenizer is None:
         eval_sampler = UnigramSampler(base_tokenizer, config.sampled_vocab_size, noise_mean=config.noise_mean, noise_log_std=0.0)
-        eval_tokenizer = eval_sampler.sample(_draw_text(lines, line_bytes, config.tokenizer_text_bytes, torch.Generator().manual_seed(HELD_OUT_SEED + config.seed)), torch.Generator().manual_seed(HELD_OUT_SEED))
+        eval_tokenizer = eval_sampler.sample(texts_by_corpus.text(0, config.tokenizer_text_bytes, torch.Generator().manual_seed(HELD_OUT_SEED + config.seed)), torch.Generator().manual_seed(HELD_OUT_SEED))
     elif isinstance(eval_tokenizer, (str, Path)):
         eval_tokenizer = load_tokenizer(eval_tokenizer)
     eval_mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(eval_tokenizer), progress=False)
@@ -242,8 +249,9 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
                 record.update(loss=loss.item(), reconstruction=loss.item(), tokens=0)
             else:
                 # phase 2: a sampled tokenizer, the base model's LM loss with predicted rows
-                texts = [_draw_text(lines, line_bytes, 8 * config.block_size, generator) for _ in range(config.batch_size)]
-                tokenizer = sampler.sample(_draw_text(lines, line_bytes, config.tokenizer_text_bytes, generator) + "".join(texts), generator)
+                rows_corpora, texts, tokenizer_text = texts_by_corpus.draw_batch(config.corpus_mixing, config.batch_size, 8 * config.block_size, config.tokenizer_text_bytes, generator)
+                corpus = rows_corpora[0] if config.corpus_mixing == "step" else rows_corpora
+                tokenizer = sampler.sample(tokenizer_text + "".join(texts), generator)
                 mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False)
                 ids, labels, mask = _encode(tokenizer, texts, config.block_size)
                 active, local = _active_tokens(ids, len(mapping.target), config.vocab_subsample, generator)
@@ -264,7 +272,7 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
                 if processes.num_processes > 1:
                     lm_loss = accelerator.reduce(lm_loss.detach(), "sum")
                 whole = lm_loss.item() + config.reconstruction_weight * rebuilt.item()
-                record.update(loss=whole, lm_loss=lm_loss.item(), reconstruction=rebuilt.item(), tokens=tokens, vocabulary=len(mapping.target), softmax=len(active))
+                record.update(corpus=corpus, family=mapping.target.style.family, loss=whole, lm_loss=lm_loss.item(), reconstruction=rebuilt.item(), tokens=tokens, vocabulary=len(mapping.target), softmax=len(active))
             accelerator.backward(loss)
             record["grad_norm"] = float(accelerator.clip_grad_norm_(hypernet.parameters(), config.max_grad_norm))
             optimizer.step()
@@ -374,17 +382,6 @@ def _learning_rate_factor(step: int, config: TrainConfig) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def _draw_text(lines: list[str], line_bytes: torch.Tensor, size: int, generator: torch.Generator) -> str:
-    """Consecutive lines from a random place in the corpus, about ``size`` bytes."""
-    start = int(torch.randint(len(lines), (), generator=generator))
-    out, total = [], 0
-    while total < size:
-        out.append(lines[start % len(lines)])
-        total += int(line_bytes[start % len(lines)])
-        start += 1
-    return "\n".join(out) + "\n"
-
-
 def _encode(tokenizer, texts: list[str], block_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """[batch, block] ids (a start token first where the tokenizer has one), labels and mask."""
     from transplant.evaluate import start_token
@@ -455,15 +452,22 @@ def _self_spellings(base_vocab: Vocabulary, rows: int) -> list[list[int]]:
 def evaluate(base_model, hypernet: Hypernet, mapping, tokenizer, text: str, sources: dict) -> float:
     """Bits per byte of the base model moved onto ``tokenizer`` by the hypernetwork, as
     ``convert --method hypernet`` would move it (exact matches copied, the rest predicted)."""
+    hypernet.eval()
+    result = transplanted_bits_per_byte(base_model, mapping, tokenizer, text, sources, "hypernet", {"hypernet": hypernet})
+    hypernet.train()
+    return result.bits_per_byte
+
+
+@torch.no_grad()
+def transplanted_bits_per_byte(base_model, mapping, tokenizer, text: str, sources: dict, method: str, options: dict):
+    """Bits per byte (the full result) of ``base_model`` with the vocabulary rows ``method`` gives
+    ``tokenizer``, in memory: the model is left as it was."""
     from transplant.core import new_vocab_tensors
     from transplant.evaluate import bits_per_byte
 
-    hypernet.eval()
-    tensors, _ = new_vocab_tensors(mapping, {kind: rows.cpu() for kind, rows in sources.items()}, "hypernet", {"hypernet": hypernet}, progress=False)
+    tensors, _ = new_vocab_tensors(mapping, {kind: rows.cpu() for kind, rows in sources.items()}, method, options, progress=False)
     with _swapped_vocabulary(base_model, tensors):
-        result = bits_per_byte(base_model, tokenizer, text, progress=False)
-    hypernet.train()
-    return result.bits_per_byte
+        return bits_per_byte(base_model, tokenizer, text, progress=False)
 
 
 @contextlib.contextmanager

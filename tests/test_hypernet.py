@@ -192,7 +192,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, trained, llama, qwen, corpus,
     target_dir = tmp_path / "target"
     target_tokenizer.save_pretrained(target_dir)
     out = str(tmp_path / "out")
-    assert "needs --hypernet" in one_line_error(["convert", str(llama), str(target_dir), "-o", out, "--method", "hypernet"])
+    assert "no built-in hypernetwork matches" in one_line_error(["convert", str(llama), str(target_dir), "-o", out, "--method", "hypernet"])
     assert "not a hypernetwork" in one_line_error(["convert", str(llama), str(target_dir), "-o", out, "--method", "hypernet", "--hypernet", str(tmp_path)])
     wrong_method = CliRunner().invoke(main, ["convert", str(llama), str(target_dir), "-o", out, "--method", "fvt", "--hypernet", str(trained)])
     assert wrong_method.exit_code == 2 and wrong_method.output.strip() == "Error: --hypernet is not an option of method 'fvt' (its options: --weighting)"

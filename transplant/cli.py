@@ -464,7 +464,11 @@ def hypernet():
 @click.option("--max-steps", type=POSITIVE, default=None, help="Training steps (default 2000).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in OUT.run/.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT and start OUT.run/ over.")
-@click.option("--tokenizer", "tokenizers", multiple=True, help="Train on these real tokenizers instead of sampled Unigram ones (repeatable).")
+@click.option("--tokenizer", "tokenizers", multiple=True, help="Train on these real tokenizers instead of sampled Unigram ones (repeatable; with --family, beside sampled ones).")
+@click.option("--family", "families", multiple=True, type=click.Choice(["byte-level-bpe", "byte-level-unigram", "sentencepiece-unigram", "sentencepiece-bpe", "wordpiece"]), help="Sample tokenizers of these families, one drawn per step (repeatable; default: Unigram in the model's own pipeline).")
+@click.option("--real-tokenizer-share", type=click.FloatRange(0, 1), default=None, help="With --tokenizer and --family: the share of steps that take a real tokenizer (default 0.25).")
+@click.option("--corpus-alpha", type=click.FloatRange(0, 1), default=None, help="Several --corpus files: each step draws one with p ~ bytes**alpha (default 0.3; 0 = uniform).")
+@click.option("--corpus-mixing", type=click.Choice(["step", "row"]), default=None, help="Several --corpus files: one per step (default), or one per text row with a tokenizer sampled from all of them.")
 @click.option("--eval-text", type=click.Path(path_type=Path), default=None, help="Held-out text for periodic bits per byte (default: the corpus's last lines, not trained on).")
 @click.option("--eval-tokenizer", default=None, help="Held-out tokenizer for evaluation (default: a sampled one no step trains on).")
 @click.option("--batch-size", type=POSITIVE, default=None, help="Text rows per step (default 8).")
@@ -476,11 +480,13 @@ def hypernet():
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None, help="Autocast the forward passes (default: bf16 on GPUs that support it, else no).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_trust_remote_code_option
-def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text, eval_tokenizer, quiet, **options):
+def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, families, eval_text, eval_tokenizer, quiet, **options):
     """Train a hypernetwork for MODEL on text tokenized by many sampled tokenizers."""
     from hypernet import train
 
     options = {key: value for key, value in options.items() if value is not None}
+    if families:
+        options["families"] = list(families)
     written = train(
         model, list(corpora), out, tokenizers=list(tokenizers) or None, eval_text=eval_text, eval_tokenizer=eval_tokenizer,
         resume=resume, overwrite=overwrite, progress=not quiet, **options,
@@ -490,6 +496,25 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, eval_text
     if not process_state().is_main_process:  # under a distributed launcher: the main process reports
         return
     click.echo(f"wrote {written}; use it with: transplant convert {model} NEW_TOKENIZER -o OUT --method hypernet --hypernet {written}")
+
+
+@hypernet.command(name="list")
+def hypernet_list():
+    """Built-in hypernetworks: `convert --method hypernet` without --hypernet picks the one whose
+    base-model fingerprint matches the model's embeddings."""
+    from hypernet.builtin import builtin_hypernets
+
+    from .table import format_table
+
+    rows = [
+        [h.name, h.config.get("base_model", "?"), f"{h.config.get('source_rows')} x {h.config.get('embedding_dim')}", "+".join(h.config.get("kinds", [])),
+         h.config.get("fingerprints", {}).get("input", "?"), f"{h.weight_bytes / 2**20:.1f} MiB", str(h.directory)]
+        for h in builtin_hypernets()
+    ]
+    if not rows:
+        click.echo("no built-in hypernetworks")
+        return
+    click.echo(format_table(["name", "trained for", "embeddings", "predicts", "fingerprint", "weights", "directory"], rows))
 
 
 @main.command()

@@ -51,6 +51,17 @@ def claim_work_dir(work: Path, inputs) -> None:
     (work / DEMO_MARKER).write_text("written by `transplant demo`; its next run may replace what is here\n")
 
 
+def with_builtin_hypernet(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """fvt's row gets a hypernet row beside it: the hypernetwork shipped for SmolLM2 (the
+    ``hypernet`` plugin, when installed, picks it by the model's embeddings)."""
+    from .init import available
+
+    if "fvt" in methods and "hypernet" not in methods and "hypernet" in available():
+        at = methods.index("fvt") + 1
+        return methods[:at] + ("hypernet",) + methods[at:]
+    return methods
+
+
 def run_demo(
     corpus: str | Path | None = None,
     work_dir: str | Path = "transplant-demo",
@@ -85,6 +96,7 @@ def run_demo(
         tokenizer.save_pretrained(tmp)
     tokenizer_seconds = time.perf_counter() - clock
 
+    methods = with_builtin_hypernet(methods)
     echo(f"3/4 transplanting with {', '.join(methods)}")
     reports = {}
     for method in methods:
