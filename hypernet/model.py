@@ -127,5 +127,7 @@ def predict(
     for start in range(0, len(order), batch_tokens):
         rows = order[start : start + batch_tokens]
         pieces = piece_matrix([decompositions[r] for r in rows], config.max_pieces, len(source))
-        out[rows] += hypernet.residual(pieces, source, kind)
+        # on the hypernetwork's device (a GPU while it trains), the rows back where ``source`` lives
+        device = hypernet.position.weight.device
+        out[rows] += hypernet.residual(pieces.to(device), source.to(device), kind).to(out.device, out.dtype)
     return out

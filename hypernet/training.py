@@ -465,6 +465,8 @@ def transplanted_bits_per_byte(base_model, mapping, tokenizer, text: str, source
     from transplant.core import new_vocab_tensors
     from transplant.evaluate import bits_per_byte
 
+    from . import method as _registers_hypernet  # noqa: F401  (also where the package is not installed: no entry point)
+
     tensors, _ = new_vocab_tensors(mapping, {kind: rows.cpu() for kind, rows in sources.items()}, method, options, progress=False)
     with _swapped_vocabulary(base_model, tensors):
         return bits_per_byte(base_model, tokenizer, text, progress=False)

@@ -18,10 +18,18 @@ def lazy_import(name: str) -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"No module named '{name}'", name=name)
+    if spec is None or spec.loader is None:  # not installed: fail where it is used, not on import
+        return _Missing(name)
     spec.loader = importlib.util.LazyLoader(spec.loader)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+class _Missing(ModuleType):
+    """Stands for a module that is not installed; using it raises the ImportError an import would
+    have (a method whose optional dependency is missing must not break the other methods)."""
+
+    def __getattr__(self, attribute: str):
+        raise ImportError(f"No module named '{self.__name__}' (needed here; pip install it)", name=self.__name__)
