@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from transplant.errors import TransplantError
+from transplant.text import held_out_tail
 
 
 class Corpora:
@@ -33,10 +34,7 @@ class Corpora:
 
     def hold_out_tail(self, size: int) -> str:
         """The first corpus's last lines, about ``size`` bytes, removed from training."""
-        lines, held_out, total = self.lines[0], [], 0
-        while total < size and len(lines) > 1:
-            held_out.insert(0, lines.pop())
-            total += len(held_out[0].encode("utf-8")) + 1
+        self.lines[0], held_out = held_out_tail(self.lines[0], max_bytes=size)  # the split the demo and recipes use
         return "\n".join(held_out) + "\n"
 
     def probabilities(self) -> torch.Tensor:

@@ -25,9 +25,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from transplant.errors import TransplantError
-from transplant.tokenizer_training import renumber_post_processor
 from transplant.vocab import Vocabulary, token_bytes
-from transplant.vocab.families import FAMILIES, tokenizer_from_pieces
+from transplant.vocab.families import FAMILIES, renumber_post_processor, tokenizer_from_pieces
 
 _SPACED_WORD = re.compile(r" ?[^ ]+| ")
 

@@ -15,6 +15,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from .errors import TransplantError
 from .evaluate import read_text
 from .vocab import Vocabulary
+from .vocab.families import renumber_post_processor
 
 TYPES = ("bpe", "unigram", "superbpe")
 
@@ -82,20 +83,6 @@ def _train_with_pipeline(like, source: Vocabulary, lines: list[str], vocab_size:
     if getattr(like, "chat_template", None):
         result.chat_template = like.chat_template
     return result
-
-
-def renumber_post_processor(tokenizer: Tokenizer) -> Tokenizer:
-    """Template post-processors name special tokens by id; point them at the retrained ids."""
-    spec = json.loads(tokenizer.to_str())
-    processor = spec.get("post_processor") or {}
-    nodes = processor.get("processors", [processor]) if processor.get("type") == "Sequence" else [processor]
-    for node in nodes:
-        for name, entry in (node.get("special_tokens") or {}).items():
-            entry["ids"] = [tokenizer.token_to_id(token) for token in entry.get("tokens", [name])]
-        for key in ("sep", "cls"):  # BertProcessing / RobertaProcessing store [token, id]
-            if isinstance(node.get(key), list):
-                node[key][1] = tokenizer.token_to_id(node[key][0])
-    return Tokenizer.from_str(json.dumps(spec))
 
 
 # ---------------------------------------------------------------------------------------------

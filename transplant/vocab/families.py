@@ -70,8 +70,6 @@ def tokenizer_from_pieces(pieces: list[tuple[str, bool, float]], family: str, li
         {"id": vocab[s], "content": s, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
         for s in specials
     ]
-    from ..tokenizer_training import renumber_post_processor
-
     backend = Tokenizer.from_str(json.dumps({**spec, "model": json.loads(Tokenizer(model).to_str())["model"], "added_tokens": added}))
     backend = renumber_post_processor(backend)
     roles = {f"{role}_token": source.special[index] for role, index in source.roles.items()}
@@ -159,3 +157,17 @@ def _pipeline(family: str, like, source: Vocabulary) -> dict:
         shell.normalizer = normalizer
     spec = json.loads(shell.to_str())
     return {key: spec.get(key) for key in ("version", "truncation", "padding", "normalizer", "pre_tokenizer", "post_processor", "decoder")}
+
+
+def renumber_post_processor(tokenizer: Tokenizer) -> Tokenizer:
+    """Template post-processors name special tokens by id; point them at the retrained ids."""
+    spec = json.loads(tokenizer.to_str())
+    processor = spec.get("post_processor") or {}
+    nodes = processor.get("processors", [processor]) if processor.get("type") == "Sequence" else [processor]
+    for node in nodes:
+        for name, entry in (node.get("special_tokens") or {}).items():
+            entry["ids"] = [tokenizer.token_to_id(token) for token in entry.get("tokens", [name])]
+        for key in ("sep", "cls"):  # BertProcessing / RobertaProcessing store [token, id]
+            if isinstance(node.get(key), list):
+                node[key][1] = tokenizer.token_to_id(node[key][0])
+    return Tokenizer.from_str(json.dumps(spec))
