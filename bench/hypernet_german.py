@@ -153,6 +153,18 @@ def base_forward_backward_seconds(model_spec: str, corpus: Path, batch_size: int
     return statistics.median(times)
 
 
+def plot_held_out_curve(axis, log: list[dict], identity_steps: int, label: str, title: str) -> None:
+    """The training log's periodic held-out bits per byte, against fvt (step 0)."""
+    evals = [r for r in log if "eval_bits_per_byte" in r]
+    axis.plot([r["step"] for r in evals], [r["eval_bits_per_byte"] for r in evals], marker="o", label=label)
+    axis.axhline(evals[0]["eval_bits_per_byte"], color="grey", ls="--", lw=0.8, label="step 0 = fvt")
+    axis.axvline(identity_steps, color="grey", ls=":", lw=0.8)
+    axis.set_xlabel("step")
+    axis.set_ylabel("bits per byte")
+    axis.set_title(title)
+    axis.legend()
+
+
 def plot(log: list[dict], rows: list, path: Path, identity_steps: int) -> None:
     import matplotlib
 
@@ -168,14 +180,7 @@ def plot(log: list[dict], rows: list, path: Path, identity_steps: int) -> None:
     left.set_xlabel("step")
     left.set_title("training losses")
     left.legend()
-    evals = [r for r in log if "eval_bits_per_byte" in r]
-    right.plot([r["step"] for r in evals], [r["eval_bits_per_byte"] for r in evals], marker="o", label="hypernet (held-out train lines, de32k)")
-    right.axhline(evals[0]["eval_bits_per_byte"], color="grey", ls="--", lw=0.8, label="step 0 = fvt")
-    right.axvline(identity_steps, color="grey", ls=":", lw=0.8)
-    right.set_xlabel("step")
-    right.set_ylabel("bits per byte")
-    right.set_title("held-out bits per byte, unseen German 32k BPE")
-    right.legend()
+    plot_held_out_curve(right, log, identity_steps, "hypernet (held-out train lines, de32k)", "held-out bits per byte, unseen German 32k BPE")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     print(f"wrote {path}")

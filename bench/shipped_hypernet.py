@@ -270,14 +270,9 @@ def run_curve(args) -> None:
     languages = ", ".join(Path(c).name.split(".")[0] for c in json.loads((OUT / "hypernet.run" / "training.json").read_text())["corpora"])
     left.set_title(f"training losses (sampled tokenizers; {languages})")
     left.legend(fontsize=7)
-    evals = [r for r in log if "eval_bits_per_byte" in r]
-    right.plot([r["step"] for r in evals], [r["eval_bits_per_byte"] for r in evals], marker="o", label="hypernet")
-    right.axhline(evals[0]["eval_bits_per_byte"], color="grey", ls="--", lw=0.8, label="step 0 = fvt")
-    right.axvline(identity, color="grey", ls=":", lw=0.8)
-    right.set_xlabel("step")
-    right.set_ylabel("bits per byte")
-    right.set_title("held-out German (end of de.train.txt), de32k BPE")
-    right.legend()
+    from hypernet_german import plot_held_out_curve  # bench/ is this script's directory
+
+    plot_held_out_curve(right, log, identity, "hypernet", "held-out German (end of de.train.txt), de32k BPE")
     figure.tight_layout()
     figure.savefig(ROOT / "bench" / "shipped_hypernet.png", dpi=110)
     print(f"wrote {ROOT / 'bench' / 'shipped_hypernet.png'}")
