@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--tokendistill-tokens", type=int, default=512)
     parser.add_argument("--head-fit-tokens", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "gpu_check")
+    parser.add_argument("--only", choices=["distill", "hypernet", "tokendistill"], default=None, help="run one trainer only")
     parser.add_argument("--allow-cpu", action="store_true", help="run anyway without a GPU (to try the script; numbers are not the point)")
     args = parser.parse_args()
 
@@ -94,7 +95,7 @@ def main() -> None:
         transplant.convert(teacher, tokenizer, student, method="fvt", add_missing_special_tokens=True, overwrite=True, progress=False)
     results = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "random_weights": args.random_weights, "torch": torch.__version__}
 
-    for train in ("embeddings", "lora"):
+    for train in ("embeddings", "lora") if args.only in (None, "distill") else ():
         def run_distill(train=train):
             config = DistillConfig(train=train, max_steps=args.steps, max_tokens=10**12, batch_size=args.batch_size, checkpoint_every=0,
                                    eval_every=0, mixed_precision="bf16", teacher_dtype="bfloat16")
@@ -111,7 +112,8 @@ def main() -> None:
         late = [r["tokens"] / r["seconds"] for r in log if r.get("tokens") and r.get("seconds") and r.get("step", 0) > args.steps // 2]
         return sum(late) / max(len(late), 1)
 
-    timed(results, "hypernet train", run_hypernet)
+    if args.only in (None, "hypernet"):
+        timed(results, "hypernet train", run_hypernet)
 
     def run_tokendistill():
         report = transplant.convert(
@@ -122,7 +124,8 @@ def main() -> None:
         results["tokendistill details"] = {k: details.get(k) for k in ("distilled", "seconds", "seconds_per_token", "head_fit")}
         return details["head_fit"]["examples"] / max(details["head_fit"]["seconds"], 1e-9)
 
-    timed(results, "tokendistill (head fit tokens/s)", run_tokendistill)
+    if args.only in (None, "tokendistill"):
+        timed(results, "tokendistill (head fit tokens/s)", run_tokendistill)
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))

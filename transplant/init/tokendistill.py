@@ -232,7 +232,9 @@ class TokenDistillInit(Initializer):
         max_positions = getattr(model.config, "max_position_embeddings", None)
         features, labels = next_token_features(body, text, spelling, prefix, o.head_fit_tokens, max_positions, inputs.progress)
         generator = torch.Generator().manual_seed(0)
-        rows, losses = fit_head_rows(features, labels, head_matrix, list(target_ids), o.head_fit_epochs, o.head_learning_rate, generator, inputs.progress)
+        rows, losses = fit_head_rows(
+            features, labels, head_matrix, list(target_ids), o.head_fit_epochs, o.head_learning_rate, generator, inputs.progress, device=body.device
+        )
         self._fit_details = {"examples": len(labels), "epoch_losses": [round(x, 4) for x in losses], "seconds": round(time.perf_counter() - started, 2)}
         return list(target_ids), rows
 

@@ -62,13 +62,13 @@ def next_token_features(
 
 def fit_head_rows(
     features: torch.Tensor, labels: torch.Tensor, head: torch.Tensor, trainable: list[int], epochs: int, learning_rate: float,
-    generator: torch.Generator, progress: bool = True,
+    generator: torch.Generator, progress: bool = True, device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, list[float]]:
-    """Rows for ``trainable`` (ids into ``head`` [vocabulary, width]), fitted with Adam so that
-    softmax(features @ head.T) predicts ``labels``; every other row of ``head`` is fixed. Returns
-    the rows and the mean training loss of each epoch."""
-    head = head.float()
-    trainable_ids = torch.tensor(trainable, dtype=torch.long)
+    """Rows for ``trainable`` (ids into ``head`` [vocabulary, width]), fitted with Adam on
+    ``device`` so that softmax(features @ head.T) predicts ``labels``; every other row of ``head``
+    is fixed. Returns the rows (on the CPU) and the mean training loss of each epoch."""
+    head, features, labels = head.float().to(device), features.to(device), labels.to(device)
+    trainable_ids = torch.tensor(trainable, dtype=torch.long, device=device)
     rows = torch.nn.Parameter(head[trainable_ids].clone())
     optimizer = torch.optim.Adam([rows], lr=learning_rate)
     losses = []
@@ -78,7 +78,7 @@ def fit_head_rows(
             order = torch.randperm(len(labels), generator=generator)
             total = 0.0
             for start in range(0, len(order), FIT_BATCH):
-                pick = order[start : start + FIT_BATCH]
+                pick = order[start : start + FIT_BATCH].to(device)
                 full = head.index_copy(0, trainable_ids, rows)
                 loss = torch.nn.functional.cross_entropy(features[pick] @ full.T, labels[pick])
                 optimizer.zero_grad()
@@ -87,4 +87,4 @@ def fit_head_rows(
                 total += float(loss.detach()) * len(pick)
                 bar.update()
             losses.append(total / max(len(labels), 1))
-    return rows.detach(), losses
+    return rows.detach().cpu(), losses
