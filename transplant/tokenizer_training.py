@@ -60,7 +60,6 @@ def _batches(lines: list[str], size: int = 1000) -> Iterator[list[str]]:
 
 def _train_with_pipeline(like, source: Vocabulary, lines: list[str], vocab_size: int, kind: str, progress: bool):
     """Train a model of another type (e.g. Unigram for a BPE source) inside the source's pipeline."""
-    from transformers import PreTrainedTokenizerFast
 
     spec = json.loads(like.backend_tokenizer.to_str())
     specials = [source.special[i] for i in sorted(source.special)]
@@ -78,8 +77,15 @@ def _train_with_pipeline(like, source: Vocabulary, lines: list[str], vocab_size:
     shell = Tokenizer.from_str(json.dumps({**spec, "model": json.loads(tokenizer.to_str())["model"], "added_tokens": []}))
     shell.train_from_iterator(_batches(lines), trainer=trainer)
     shell = renumber_post_processor(shell)
+    return _wrapped_like(shell, like, source)
+
+
+def _wrapped_like(backend: Tokenizer, like, source: Vocabulary):
+    """A trained backend as a fast tokenizer with ``like``'s special-token roles and chat template."""
+    from transformers import PreTrainedTokenizerFast
+
     roles = {f"{role}_token": source.special[index] for role, index in source.roles.items()}
-    result = PreTrainedTokenizerFast(tokenizer_object=shell, **roles)
+    result = PreTrainedTokenizerFast(tokenizer_object=backend, **roles)
     if getattr(like, "chat_template", None):
         result.chat_template = like.chat_template
     return result
@@ -103,7 +109,6 @@ def train_superbpe(like, source: Vocabulary, lines: list[str], vocab_size: int, 
     after them; its ByteLevel pre-tokenizer no longer splits at spaces. A line is the longest
     span a token may cover. Byte-level BPE sources only (GPT-2, SmolLM2, Llama-3 style).
     """
-    from transformers import PreTrainedTokenizerFast
 
     if transition is None:
         raise TransplantError("--type superbpe needs --transition N (the vocabulary size where superword learning starts)")
@@ -140,11 +145,7 @@ def train_superbpe(like, source: Vocabulary, lines: list[str], vocab_size: int, 
             next_id += 1
     spec["model"]["merges"] = [list(pair) for pair in merges]
     shell = Tokenizer.from_str(json.dumps(spec))
-    roles = {f"{role}_token": source.special[index] for role, index in source.roles.items()}
-    result = PreTrainedTokenizerFast(tokenizer_object=shell, **roles)
-    if getattr(like, "chat_template", None):
-        result.chat_template = like.chat_template
-    return result
+    return _wrapped_like(shell, like, source)
 
 
 _PRIVATE_USE_SIZE = 65534
