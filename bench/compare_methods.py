@@ -11,8 +11,8 @@ method's own), and each result is scored on the first --eval-bytes of the held-o
 static vectors get fastText trained on ../shared/corpus/{en,LANG}.train.txt and the dictionary
 ../shared/dict/en-LANG.tsv; `omp` needs --donor (a model that already uses the new tokenizer).
 `tokendistill` learns new rows from ../shared/corpus/LANG.train.txt within --tokendistill-seconds
-(default 1200: 20 minutes) starting from fvt; with --hypernet DIR a second row starts from that
-hypernetwork (same budget).
+(default 1200: 20 minutes) starting from fvt; with --hypernet DIR (or `builtin`, the shipped one)
+a second row starts from that hypernetwork (same budget).
 The fastText models are trained (or found in transplant's cache) before the timed conversions,
 so "convert s" never includes that one-off training.
 
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--methods", default=ALL_METHODS)
     parser.add_argument("--donor", default=None, help="omp: a model directory that already uses the new tokenizer")
     parser.add_argument("--tokendistill-seconds", type=float, default=1200, help="tokendistill: distillation budget per conversion")
-    parser.add_argument("--hypernet", default=None, help="tokendistill: also run it from this trained hypernetwork (a row of its own)")
+    parser.add_argument("--hypernet", default=None, help="tokendistill: also run it from this trained hypernetwork directory, or 'builtin' for the shipped one (a row of its own)")
     parser.add_argument("--tokenizer", type=Path, default=None, help="use this target tokenizer instead of training one (its missing special tokens are added)")
     parser.add_argument("--work-dir", type=Path, default=OUT / "compare_methods")
     parser.add_argument("--out-dir", type=Path, default=OUT, help="where compare_methods.{json,md,png} go")
@@ -165,7 +165,8 @@ def main() -> None:
         row = convert_and_score(method, method, options)
         rows.append(row)
         if method == "tokendistill" and args.hypernet:
-            rows.append(convert_and_score("tokendistill (hypernet init)", method, {**options, "init": "hypernet", "hypernet": args.hypernet}))
+            hypernet = {} if args.hypernet == "builtin" else {"hypernet": args.hypernet}  # no directory: the built-in one
+            rows.append(convert_and_score("tokendistill (hypernet init)", method, {**options, "init": "hypernet", **hypernet}))
         reference = REFERENCES.get(method) if args.references else None
         if reference is None:
             continue

@@ -215,6 +215,21 @@ def test_bad_inputs_give_one_line_errors(tmp_path, trained, llama, qwen, corpus,
     assert "cannot read" in one_line_error(["convert", str(llama), str(target_dir), "-o", out, "--method", "hypernet", "--hypernet", str(broken)])
 
 
+def test_token_distillation_starts_from_a_hypernetwork_on_a_tied_model(tmp_path, trained, llama, corpus, target_tokenizer):
+    """tokendistill --init hypernet unties a tied head for its head fit; the head starts from the
+    hypernetwork's rows (a tied head is the input matrix), so an input-only hypernetwork serves."""
+    target_dir = tmp_path / "target"
+    target_tokenizer.save_pretrained(target_dir)
+    from_hypernet = convert(llama, target_dir, tmp_path / "hypernet", method="hypernet", hypernet=str(trained), progress=False)
+    report = convert(llama, target_dir, tmp_path / "distilled", method="tokendistill", init="hypernet", init_options={"hypernet": str(trained)},
+                     target_corpus=[str(corpus)], max_distilled_tokens=0, head_fit_tokens=400, head_fit_epochs=1, progress=False)
+    assert report.rules["output"].get("tokendistill-fit", 0) > 0
+    plain, distilled = read_safetensors(tmp_path / "hypernet"), read_safetensors(tmp_path / "distilled")
+    assert torch.equal(plain["model.embed_tokens.weight"], distilled["model.embed_tokens.weight"])  # no input row distilled
+    assert "lm_head.weight" in distilled and not torch.equal(distilled["lm_head.weight"], distilled["model.embed_tokens.weight"])
+    assert from_hypernet.rules["input"].get("hypernet", 0) > 0
+
+
 def test_predicts_a_whole_vocabulary_in_memory(llama, source_tokenizer, target_tokenizer):
     """The Python API path: new_vocab_tensors with a loaded hypernetwork object."""
     model = load_model(llama)

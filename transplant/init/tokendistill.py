@@ -90,6 +90,7 @@ class TokenDistillInit(Initializer):
         self._fitted: tuple[list[int], torch.Tensor] | None = None
         self._fit_details: dict = {}
         self._details: dict = {}
+        self._untied_a_tied_head = False
         super().__init__(**options)
 
     def check(self) -> None:
@@ -140,7 +141,14 @@ class TokenDistillInit(Initializer):
         return self._details
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
-        values, names = self.init_method.rows(inputs, target_ids)
+        if inputs.kind == "output" and self._untied_a_tied_head:
+            # the head being untied is the tied input matrix: its init rows are the input rows (a
+            # hypernetwork trained on a tied model's input rows predicts those and has no "output" kind)
+            inputs = dataclasses.replace(inputs, kind="input")
+            values, names = self.init_method.rows(inputs, target_ids)
+            inputs = dataclasses.replace(inputs, kind="output")
+        else:
+            values, names = self.init_method.rows(inputs, target_ids)
         if inputs.kind == "input":
             self._distill(inputs, target_ids, values, names)
         elif inputs.kind == "output" and self.head() == "fit" and self._fitted is not None:
@@ -183,10 +191,12 @@ class TokenDistillInit(Initializer):
         model = access.load_model()
         tied = model.get_output_embeddings() is not None and model.get_output_embeddings().weight is model.get_input_embeddings().weight
         head = self.head_choice(tied)
+        self._untied_a_tied_head = tied and head != "tied"
         head_matrix = None
         if head in ("ntp", "fit"):  # the whole init head of the new vocabulary: every other token competes
             source_head = model.get_output_embeddings().weight.detach().float()
-            head_inputs = InitInputs(inputs.mapping, source_head, "output", inputs.generator, inputs.progress, access)
+            head_kind = "input" if tied else "output"  # a tied head starts from the init's input rows, as in rows()
+            head_inputs = InitInputs(inputs.mapping, source_head, head_kind, inputs.generator, inputs.progress, access)
             head_matrix, _ = self.init_method.initialize(head_inputs, len(inputs.mapping.target))
         start = _start_of_text(access.source_tokenizer)
         outcome = distill_rows(
