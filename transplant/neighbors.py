@@ -2,21 +2,21 @@
 
 Queries are searched in batches against a faiss index, so no dense (new x old) similarity
 matrix is ever held: memory is the index plus one batch of results. The search is exact
-(``IndexFlatIP``) unless the index holds more than ``EXACT_LIMIT`` vectors or, when the caller
-says how many queries will come (``expected_queries``), an exact search would cost more than
-``EXACT_WORK_LIMIT`` multiply-adds (queries x vectors x dimension); then an HNSW graph is built.
-The second rule is for a million new tokens against a 49k-token model: exact, that is ~2.8e13
-multiply-adds (~11 min on 2 cores, estimated); the graph takes ~10 s to build and at
-``HNSW_SEARCH_DEPTH`` 128 is searched in ~3.5-4.5 min (bench/large_vocab.py), at the price of some
-neighbours: on that benchmark a third of the ``topk`` rows equal the exact search's, mean cosine
-0.985. A lower depth is faster and less exact (64: ~2x faster; 32: ~3.5x).
+(``IndexFlatIP``) unless the index holds more than ``EXACT_LIMIT`` vectors; then an HNSW graph is
+built. Only the index size decides, not the number of queries: both searches cost about the same
+per query whatever their number, and the exact one's cost grows with the index while the graph's
+barely does. Measured on one thread with FVT-like queries against SmolLM2's rows plus FVT-like
+mixtures (``python bench/neighbor_search.py --threads 1 --queries 20000 --index-sizes
+49152,100000,200000``), seconds per million queries, exact vs HNSW at ``HNSW_SEARCH_DEPTH`` 128
+(with the share of the true 10 nearest HNSW finds): 475 vs 450 (0.87) at 49k vectors, 953 vs
+548 (0.78) at 100k, 1,862 vs 622 (0.70) at 200k. Up to a few hundred thousand vectors an exact
+search is worth its time: a model's vocabulary (32k to 256k rows) always stays exact now, however
+many new tokens come. (Until this was measured, a 1M-token target against 49k rows switched to HNSW
+for no speed and a third of its ``topk`` rows equal to the exact search's.)
 
 An int8 coarse pass (int8 x int8 scores of every pair, then the best k*2 or k*4 re-ranked in
 float32) and faiss's 8-bit scalar quantizer were measured and not adopted: neither is faster than
-the exact search on this CPU (bench/neighbor_search.py). The same bench timed, on one thread
-against SmolLM2's 49k rows, the exact search at 725 s per million queries and HNSW (depth 128)
-at 826 s with recall@10 0.87: about 6 min for exact on 2 cores, not the ~11 estimated above, so
-``EXACT_WORK_LIMIT`` should be re-measured on a full bench/large_vocab.py run (not done yet).
+the exact search on this CPU (bench/neighbor_search.py).
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-EXACT_LIMIT = 200_000  # indexed vectors
-EXACT_WORK_LIMIT = 2e12  # queries x vectors x dimension; ~1 min of exact search on 2 CPU cores
+EXACT_LIMIT = 200_000  # indexed vectors; above it an HNSW graph is searched
 HNSW_NEIGHBORS = 32
 HNSW_SEARCH_DEPTH = 128
 
@@ -38,23 +37,18 @@ def _as_float32(vectors) -> np.ndarray:
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def needs_approximate(vectors: int, dim: int, expected_queries: int | None = None) -> bool:
-    """Whether :class:`NeighborIndex` builds an HNSW graph rather than searching exactly."""
-    if vectors > EXACT_LIMIT:
-        return True
-    return expected_queries is not None and expected_queries * vectors * dim > EXACT_WORK_LIMIT
+def needs_approximate(vectors: int) -> bool:
+    """Whether :class:`NeighborIndex` builds an HNSW graph over ``vectors`` rather than searching exactly."""
+    return vectors > EXACT_LIMIT
 
 
 class NeighborIndex:
     """Inner-product neighbours over fixed vectors (cosine similarity when ``normalize``).
 
-    ``approximate`` forces the choice; left ``None`` it follows :func:`needs_approximate`, which
-    only weighs the search work when ``expected_queries`` is given.
+    ``approximate`` forces the choice; left ``None`` it follows :func:`needs_approximate`.
     """
 
-    def __init__(
-        self, vectors, normalize: bool = True, approximate: bool | None = None, expected_queries: int | None = None
-    ):
+    def __init__(self, vectors, normalize: bool = True, approximate: bool | None = None):
         data = _as_float32(vectors)
         if data.ndim != 2 or len(data) == 0:
             raise ValueError("NeighborIndex needs a non-empty 2-D array of vectors")
@@ -63,7 +57,7 @@ class NeighborIndex:
             data = data.copy()
             faiss.normalize_L2(data)
         dim = data.shape[1]
-        self.approximate = needs_approximate(len(data), dim, expected_queries) if approximate is None else approximate
+        self.approximate = needs_approximate(len(data)) if approximate is None else approximate
         if self.approximate:
             self.index = faiss.IndexHNSWFlat(dim, HNSW_NEIGHBORS, faiss.METRIC_INNER_PRODUCT)
             self.index.hnsw.efSearch = HNSW_SEARCH_DEPTH

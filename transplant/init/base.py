@@ -55,7 +55,6 @@ class InitInputs:
     kind: str  # "input", "output" or "output_bias"
     generator: torch.Generator
     progress: bool = True  # whether long steps may show progress bars
-    new_tokens: int = 0  # rows ``rows()`` is asked for in all, over every batch (sizes searches)
     model: ModelAccess | None = None  # the source model and both tokenizers, for methods that run it
 
     def token_rows(self) -> torch.Tensor:
@@ -148,7 +147,6 @@ class Initializer:
                 rest.append(target_id)
         if copied:  # one gather, not a row copy per token (a million of them at scale)
             matrix[copied] = inputs.source[sources]
-        inputs.new_tokens = len(rest)
         step = self.row_batch or max(len(rest), 1)
         for start in range(0, len(rest), step):
             batch = rest[start : start + step]

@@ -110,7 +110,7 @@ class TokenAdaptInit(Initializer):
         known = space.known.nonzero().squeeze(1)
         if len(known):
             candidates = candidate_ids(inputs, space)
-            index = self.neighbors.index(space, candidates, max(inputs.new_tokens, len(known)))
+            index = self.neighbors.index(space, candidates)
             scores, ids = nearest(space, candidates, space.queries[known], self.options.k, progress=inputs.progress, index=index)
             ids = torch.where(scores >= self.options.threshold, ids, torch.full_like(ids, -1))
             kept = (ids >= 0).any(1)

@@ -72,18 +72,19 @@ def own_space(inputs: InitInputs, target_ids: list[int]) -> SimilaritySpace:
 
 class NeighborCache:
     """One neighbour index per source tensor, kept across the batches of new tokens of one
-    tensor (building an HNSW graph over 49k rows takes ~10 s); rebuilt for another tensor."""
+    tensor (an HNSW graph over a large vocabulary takes tens of seconds to build); rebuilt for
+    another tensor."""
 
     def __init__(self):
         self._vectors: torch.Tensor | None = None
         self._candidates: torch.Tensor | None = None
         self._index: neighbors.NeighborIndex | None = None
 
-    def index(self, space: SimilaritySpace, candidates: torch.Tensor, expected_queries: int) -> neighbors.NeighborIndex:
+    def index(self, space: SimilaritySpace, candidates: torch.Tensor) -> neighbors.NeighborIndex:
         same = self._vectors is space.source and self._candidates is not None and torch.equal(self._candidates, candidates)
         if not same:
             self._index = None  # free the old graph before building the new one
-            self._index = neighbors.NeighborIndex(space.source[candidates], normalize=True, expected_queries=expected_queries)
+            self._index = neighbors.NeighborIndex(space.source[candidates], normalize=True)
             self._vectors, self._candidates = space.source, candidates
         return self._index
 
@@ -97,7 +98,7 @@ def nearest(
     ``index`` is a prebuilt index over ``space.source[candidates]`` (see :class:`NeighborCache`).
     """
     if index is None:
-        index = neighbors.NeighborIndex(space.source[candidates], normalize=True, expected_queries=len(queries))
+        index = neighbors.NeighborIndex(space.source[candidates], normalize=True)
     scores, positions = index.search(queries, k, progress=progress and len(queries) >= PROGRESS_FROM)
     ids = torch.where(positions >= 0, candidates[positions.clamp_min(0)], torch.full_like(positions, -1))
     return scores, ids
@@ -147,7 +148,7 @@ class TopkInit(Initializer):
         known = space.known.nonzero().squeeze(1)
         if len(known):
             candidates = candidate_ids(inputs, space)
-            index = self.neighbors.index(space, candidates, max(inputs.new_tokens, len(known)))
+            index = self.neighbors.index(space, candidates)
             scores, ids = nearest(space, candidates, space.queries[known], self.options.k, progress=inputs.progress, index=index)
             result[known] = combine(scores, ids, inputs.source, self.options.temperature)
         names = ["topk" if flag else "mean" for flag in space.known.tolist()]
