@@ -186,13 +186,13 @@ def test_hub_text_is_streamed_once_and_then_read_from_the_cache(monkeypatch, tmp
 
 
 def test_gradient_checkpointing_and_a_bf16_teacher_change_memory_not_results(setup, llama, tmp_path):
-    base = dict(loss="alm+ce", max_steps=3, max_tokens=10**9, batch_size=2, checkpoint_every=0, eval_every=0, learning_rate=1e-2)
+    base = dict(loss="alm+ce", max_steps=3, max_tokens=10**9, batch_size=2, checkpoint_every=0, eval_every=0, learning_rate=1e-2, teacher_dtype="float32")
     plain = distill(llama, setup / "student", [setup / "train.txt"], tmp_path / "plain", DistillConfig(**base), progress=False)
     distill(llama, setup / "student", [setup / "train.txt"], tmp_path / "recomputed", DistillConfig(gradient_checkpointing=True, **base), progress=False)
     a, b = _weights(tmp_path / "plain"), _weights(tmp_path / "recomputed")
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-6, msg=name)
-    half = distill(llama, setup / "student", [setup / "train.txt"], tmp_path / "half", DistillConfig(teacher_dtype="bfloat16", mixed_precision="bf16", **base), progress=False)
+    half = distill(llama, setup / "student", [setup / "train.txt"], tmp_path / "half", DistillConfig(**{**base, "teacher_dtype": "bfloat16"}, mixed_precision="bf16"), progress=False)
     assert half.steps == plain.steps == 3
     c = _weights(tmp_path / "half")
     assert all(torch.isfinite(t).all() for t in c.values())
@@ -240,3 +240,17 @@ def test_objectives_equal_the_direct_computation_from_padded_logits(setup, llama
         torch.testing.assert_close(fast[name], direct[name], rtol=1e-5, atol=1e-6)
     assert direct["alm"].item() > 0 and direct["latents"].item() > 0 and direct_grad.abs().sum() > 0
     torch.testing.assert_close(fast_grad, direct_grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_teacher_runs_in_bf16_by_default_only_where_the_machine_computes_it_natively(setup, llama, tmp_path, monkeypatch, native):
+    monkeypatch.setattr(trainer_module, "computes_bf16_natively", lambda: native)
+    loads = []
+    real_load = trainer_module.load_model
+    monkeypatch.setattr(trainer_module, "load_model", lambda spec, **kw: loads.append(kw.get("dtype")) or real_load(spec, **kw))
+    config = DistillConfig(loss="alm", max_steps=1, max_tokens=10**9, batch_size=2, checkpoint_every=0, eval_every=0)
+    distill(llama, setup / "student", [setup / "train.txt"], tmp_path / "out", config, progress=False)
+    expected = "bfloat16" if native else "float32"
+    assert loads[0] == getattr(torch, expected)  # the teacher, loaded first
+    assert json.loads((tmp_path / "out" / "distill_report.json").read_text())["config"]["teacher_dtype"] == expected
+

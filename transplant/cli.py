@@ -542,7 +542,7 @@ def hypernet_list():
 @click.option("--merge-threshold", default=0.1, show_default=True, type=_FiniteFloatRange(0, 1), help="ALM: merge chunks until the teacher gives a word boundary after them at least this probability (0: never merge).")
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None, help="Autocast the student's forward (default: bf16 on GPUs that support it, else no).")
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute the student's activations in backward: less memory, about a third more time.")
-@click.option("--teacher-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True, help="The teacher only runs forward; bfloat16 halves its memory.")
+@click.option("--teacher-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None, help="The teacher only runs forward; bfloat16 halves its memory and time (default: bfloat16 where the GPU or CPU computes it natively, else float32).")
 @click.option("--seed", default=0, show_default=True, type=NON_NEGATIVE)
 @click.option("--resume", is_flag=True, help="Continue the interrupted run for OUT from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT and discard an interrupted run.")

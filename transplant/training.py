@@ -31,6 +31,15 @@ def process_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+def computes_bf16_natively() -> bool:
+    """Whether this machine multiplies bfloat16 in hardware: a GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX. Elsewhere bfloat16 is emulated and slower than float32."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
 def make_accelerator(seed: int, mixed_precision: str | None = None):
     """An Accelerator for this machine: bf16 on GPUs that support it, full precision on CPU."""
     from accelerate import Accelerator
