@@ -141,14 +141,10 @@ class TokenDistillInit(Initializer):
         return self._details
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
-        if inputs.kind == "output" and self._untied_a_tied_head:
-            # the head being untied is the tied input matrix: its init rows are the input rows (a
-            # hypernetwork trained on a tied model's input rows predicts those and has no "output" kind)
-            inputs = dataclasses.replace(inputs, kind="input")
-            values, names = self.init_method.rows(inputs, target_ids)
-            inputs = dataclasses.replace(inputs, kind="output")
-        else:
-            values, names = self.init_method.rows(inputs, target_ids)
+        # A head being untied is the tied input matrix: its init rows are the input rows (a
+        # hypernetwork trained on a tied model's input rows predicts those and has no "output" kind).
+        untying = inputs.kind == "output" and self._untied_a_tied_head
+        values, names = self.init_method.rows(dataclasses.replace(inputs, kind="input") if untying else inputs, target_ids)
         if inputs.kind == "input":
             self._distill(inputs, target_ids, values, names)
         elif inputs.kind == "output" and self.head() == "fit" and self._fitted is not None:
