@@ -191,8 +191,8 @@ class TokenDistillInit(Initializer):
         head_matrix = None
         if head in ("ntp", "fit"):  # the whole init head of the new vocabulary: every other token competes
             source_head = model.get_output_embeddings().weight.detach().float()
-            head_kind = "input" if tied else "output"  # a tied head starts from the init's input rows, as in rows()
-            head_inputs = InitInputs(inputs.mapping, source_head, head_kind, inputs.generator, inputs.progress, access)
+            head_kind = "input" if self._untied_a_tied_head else "output"  # as in rows()
+            head_inputs = InitInputs(inputs.mapping, source_head, head_kind, inputs.generator, inputs.progress, model=access)
             head_matrix, _ = self.init_method.initialize(head_inputs, len(inputs.mapping.target))
         start = _start_of_text(access.source_tokenizer)
         outcome = distill_rows(
