@@ -110,6 +110,18 @@ def test_head_options_on_a_tied_model(llama, target_dir, corpus, tmp_path):
     assert ntp.details["log"][0]["ntp_last"] < ntp.details["log"][0]["ntp_first"]
 
 
+def test_in_memory_transplant_unties_a_tied_head_as_convert_does(llama, target_dir, target_tokenizer, source_tokenizer, corpus, tmp_path):
+    # the in-memory path once left the head pointing at the new input matrix (config said untied)
+    options = dict(method="tokendistill", target_corpus=[corpus], head="ntp", max_distilled_tokens=4, progress=False, **QUICK)
+    transplant.convert(llama, target_dir, tmp_path / "disk", **options)
+    saved = load_model(tmp_path / "disk")
+    model, _, _ = transplant.transplant(load_model(llama), target_tokenizer, source_tokenizer=source_tokenizer, **options)
+    assert model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+    assert model.config.tie_word_embeddings is False
+    assert torch.equal(model.get_input_embeddings().weight, saved.get_input_embeddings().weight)
+    assert torch.equal(model.get_output_embeddings().weight, saved.get_output_embeddings().weight)
+
+
 def test_in_memory_api_and_untied_model(tmp_path, source_tokenizer, target_tokenizer, corpus):
     qwen = tiny.tiny_model(tmp_path / "qwen", source_tokenizer, "qwen2")
     model, tokenizer, report = transplant.transplant(

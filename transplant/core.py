@@ -455,13 +455,17 @@ def install_vocab_tensors(model: PreTrainedModel, tensors: dict[str, torch.Tenso
     embeddings are modules of their own around the shared weight."""
     embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
     old_head = head.weight if head is not None else None
+    was_tied = old_head is embeddings.weight
     new_input = torch.nn.Parameter(tensors["input"].clone())
-    _replace_weight(model, embeddings.weight, new_input)
+    _replace_weight(model, embeddings.weight, new_input)  # the head too, while it shares the weight
     if head is None:
         return
-    if not tied:
+    if tied:
+        head.weight = new_input
+    elif was_tied:  # a method untied a tied head: the head alone gets rows of its own
+        head.weight = torch.nn.Parameter(tensors["output"].clone())
+    else:
         _replace_weight(model, old_head, torch.nn.Parameter(tensors["output"].clone()))
-    head.weight = new_input if tied else head.weight
     if "output_bias" in tensors:
         head.bias = torch.nn.Parameter(tensors["output_bias"].clone())
     head.out_features = tensors["input"].shape[0]
