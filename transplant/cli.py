@@ -498,6 +498,31 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, families,
     click.echo(f"wrote {written}; use it with: transplant convert {model} NEW_TOKENIZER -o OUT --method hypernet --hypernet {written}")
 
 
+@hypernet.command(name="train-head")
+@click.argument("model")
+@click.option("--corpus", "corpora", multiple=True, required=True, type=click.Path(path_type=Path), help="UTF-8 training text, one file per language (repeatable).")
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output hypernetwork directory (written at the end, atomically).")
+@click.option("--hypernet", "given", type=click.Path(path_type=Path), default=None, help="Hypernetwork to extend (default: the built-in one for MODEL, else fvt's input rows).")
+@click.option("--steps", type=POSITIVE, default=None, help="Training steps (default 400).")
+@click.option("--feature-tokens", type=click.IntRange(min=2), default=None, help="Base tokens of each corpus the model reads once for its features (default 40000).")
+@click.option("--tokenizers-per-corpus", type=POSITIVE, default=None, help="Sampled tokenizers per corpus (default 6).")
+@click.option("--tasks-per-step", type=POSITIVE, default=None, help="Sampled tokenizers (each with its corpus) whose losses one step averages (default 4).")
+@click.option("--sampled-vocab-size", type=POSITIVE, default=None, help="Size of the sampled vocabularies (default 16384).")
+@click.option("--learning-rate", type=POSITIVE_FLOAT, default=None, help="Peak learning rate (default 3e-4).")
+@click.option("--seed", type=NON_NEGATIVE, default=None, help="Seed of every random draw (default 0).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_trust_remote_code_option
+def hypernet_train_head(model, corpora, out, given, overwrite, quiet, **options):
+    """Give the hypernetwork of a tied MODEL a head predictor: new tokens get head rows of their own,
+    learned from the model's hidden states on the text (the converted model's head is untied)."""
+    from hypernet.head_training import train_head
+
+    options = {key: value for key, value in options.items() if value is not None}
+    written = train_head(model, list(corpora), out, hypernet=given, overwrite=overwrite, progress=not quiet, **options)
+    click.echo(f"wrote {written}; use it with: transplant convert {model} NEW_TOKENIZER -o OUT --method hypernet --hypernet {written}")
+
+
 @hypernet.command(name="list")
 def hypernet_list():
     """Built-in hypernetworks: `convert --method hypernet` without --hypernet picks the one whose

@@ -120,7 +120,7 @@ def new_vocab_tensors(
     from the source. A new row that comes out non-finite is never returned.
     """
     initializer = method if isinstance(method, initializers.Initializer) else initializers.get(method, **options)
-    if tied and "output" not in tensors and initializer.unties_head():
+    if tied and "output" not in tensors and initializer.unties_head(tensors["input"]):
         tensors = {**tensors, "output": tensors["input"]}  # the tied head is the input matrix
     names = names or {}
     sources = {role: tensor.float().reshape(tensor.shape[0], -1) for role, tensor in tensors.items()}

@@ -90,9 +90,10 @@ class Initializer:
     # rows) beside the result matrix, not several result-sized copies.
     row_batch: ClassVar[int | None] = None
 
-    def unties_head(self) -> bool:
-        """True when a tied model's head should get rows of its own (an "output" role built from
-        the tied matrix): a method whose input rows are learned may want the head left as init."""
+    def unties_head(self, tied_rows: torch.Tensor) -> bool:
+        """True when a tied model (whose tied matrix is ``tied_rows``) should get head rows of its
+        own (an "output" role built from the tied matrix): a method whose input rows are learned
+        may want the head left as init, a hypernetwork may predict a head of its own."""
         return False
 
     def report(self) -> dict:

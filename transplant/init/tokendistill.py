@@ -134,7 +134,7 @@ class TokenDistillInit(Initializer):
             raise TransplantError("tokendistill: --head tied needs a model whose head is tied to its input embeddings")
         return head
 
-    def unties_head(self) -> bool:
+    def unties_head(self, tied_rows: torch.Tensor) -> bool:
         return self.head_choice(tied=True) != "tied"
 
     def report(self) -> dict:

@@ -1,0 +1,268 @@
+"""Training a hypernetwork's head predictor for a tied model, on next-token features.
+
+A tied model moved onto a new tokenizer loses most where its head does: the new tokens' output
+rows (Token Distillation's head fit, README). The LM objective of training.py runs the whole
+model at every step; this one runs it once. The frozen base model reads each corpus in its own
+tokenization and keeps its final hidden states, the features its head multiplies. For a sampled
+tokenizer, every place where one of its tokens starts where a base token starts (spaces skipped)
+gives an example: the feature before that place should predict that token. The head predictor,
+the hypernetwork's "output" kind with an encoder of its own, is then trained by softmax
+regression of those examples. Copied tokens keep the base rows, new tokens get predicted rows.
+The softmax sees every copied token, the batch's new tokens and a uniform sample of the other new
+tokens, whose logits get log(others / sampled) so that the sample stands for all of them.
+
+The input kind is not touched: its predictions are what they were before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from transplant.errors import TransplantError
+from transplant.files import OutputClaim
+from transplant.training import step_generator
+from transplant.vocab import Vocabulary, build_mapping
+from .model import Hypernet, fingerprint, fvt_base, piece_matrix
+from .sampler import UnigramSampler
+
+LOG_FILE = "head_log.jsonl"
+CHUNK = 512  # base tokens per forward pass when the features are computed
+
+
+@dataclass
+class HeadTrainConfig:
+    steps: int = 400
+    tasks_per_step: int = 4  # (tokenizer, corpus) pairs per step: one language per step diverged (README)
+    batch_size: int = 512  # examples per task
+    sampled_others: int = 1024  # new tokens in each task's softmax beside the batch's own
+    learning_rate: float = 3e-4  # 1e-3 diverged on SmolLM2 (README)
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    feature_tokens: int = 40_000  # base tokens of features per corpus
+    tokenizers_per_corpus: int = 6
+    sampled_vocab_size: int = 16384
+    tokenizer_text_bytes: int = 65536
+    families: tuple[str, ...] | None = None  # None: every family the vocabulary layer builds
+    seed: int = 0
+
+
+@dataclass
+class Features:
+    """The base model's final hidden states over ``text`` and, for each, the place of the token it
+    predicts (see ``_place``)."""
+
+    text: str
+    hidden: torch.Tensor  # [positions, width], float16
+    predicts: torch.Tensor  # [positions] character offsets
+
+
+def _place(text: str, start: int, end: int) -> int:
+    """Where a token at ``text[start:end]`` starts, comparable across families: its first
+    non-space character (families differ in whether a word's token holds the space before it).
+    A token of whitespace only keeps its own place, as a negative number, so it is not mistaken
+    for the word after it."""
+    if not text[start:end].strip():
+        return -1 - start
+    while text[start].isspace():
+        start += 1
+    return start
+
+
+@torch.no_grad()
+def base_features(model, tokenizer, text: str, max_tokens: int, progress: bool = True) -> Features:
+    """The frozen model's features over the first ``max_tokens`` base tokens of ``text``,
+    ``CHUNK`` tokens per pass (each pass starts without context)."""
+    encoded = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+    ids, offsets = encoded["input_ids"][: max_tokens + 1], encoded["offset_mapping"][: max_tokens + 1]
+    if len(ids) < 2:
+        raise TransplantError("a corpus holds fewer than two tokens: nothing to learn a head from")
+    text = text[: offsets[-1][1]]
+    body = model.base_model
+    device = next(model.parameters()).device
+    hidden, predicts = [], []
+    for start in tqdm(range(0, len(ids) - 1, CHUNK), desc="head features", unit="pass", disable=not progress):
+        window = ids[start : start + CHUNK + 1]
+        out = body(input_ids=torch.tensor([window[:-1]], device=device)).last_hidden_state[0]
+        hidden.append(out.to(torch.float16).cpu())
+        predicts += [_place(text, *offsets[start + i + 1]) for i in range(len(window) - 1)]
+    return Features(text, torch.cat(hidden), torch.tensor(predicts))
+
+
+def examples(tokenizer, features: Features) -> tuple[torch.Tensor, torch.Tensor]:
+    """(feature positions, labels): where a token of ``tokenizer`` starts at an offset that a
+    feature predicts, that feature and that token."""
+    encoded = tokenizer(features.text, return_offsets_mapping=True, add_special_tokens=False)
+    first: dict[int, int] = {}
+    for token, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"]):
+        if end > start:
+            first.setdefault(_place(features.text, start, end), token)
+    predicts = features.predicts.tolist()
+    positions = [i for i, offset in enumerate(predicts) if offset in first]
+    return torch.tensor(positions, dtype=torch.long), torch.tensor([first[predicts[i]] for i in positions], dtype=torch.long)
+
+
+class HeadTask:
+    """One sampled tokenizer over one corpus's features: which rows are copied, which predicted."""
+
+    def __init__(self, tokenizer, base_vocab: Vocabulary, source_rows: int, corpus: int, features: Features):
+        self.corpus = corpus
+        self.mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False)
+        matches, pieces = self.mapping.matches, self.mapping.pieces
+        self.size = len(matches)
+        self.copied = torch.tensor([t for t in range(self.size) if matches[t] >= 0], dtype=torch.long)
+        self.copied_from = torch.tensor([matches[t] for t in self.copied.tolist()], dtype=torch.long)
+        self.new = torch.tensor([t for t in range(self.size) if matches[t] < 0 and any(p < source_rows for p in pieces[t])], dtype=torch.long)
+        self.positions, self.labels = examples(tokenizer, features)
+
+    def logits(self, hypernet: Hypernet, source: torch.Tensor, base_vocab: Vocabulary, fallback: torch.Tensor,
+               features: torch.Tensor, labels: torch.Tensor, others: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, labels) of a batch over the copied tokens, the batch's new labels and
+        ``others`` sampled new tokens; examples whose label is neither copied nor spelled drop out."""
+        is_new = torch.zeros(self.size, dtype=torch.bool)
+        is_new[self.new] = True
+        wanted = torch.unique(labels[is_new[labels]])
+        rest = self.new[~torch.isin(self.new, wanted)]
+        sampled = rest[torch.randperm(len(rest), generator=generator)[:others]]
+        chosen = torch.cat([wanted, sampled])
+        decompositions = [self.mapping.pieces[t] for t in chosen.tolist()]
+        base = fvt_base(hypernet, base_vocab, decompositions, source, fallback)
+        pieces = piece_matrix(decompositions, hypernet.config.max_pieces, len(source))
+        rows = torch.cat([source[self.copied_from], base + hypernet.residual(pieces, source, "output")])
+        stands_for = math.log(max(len(rest), 1) / max(len(sampled), 1))
+        correction = torch.cat([torch.zeros(len(self.copied) + len(wanted)), torch.full((len(sampled),), stands_for)])
+        column = torch.full((self.size,), -1, dtype=torch.long)
+        column[torch.cat([self.copied, chosen])] = torch.arange(len(self.copied) + len(chosen))
+        keep = column[labels] >= 0
+        return features[keep] @ rows.T + correction, column[labels[keep]]
+
+
+def _learning_rate_factor(step: int, config: HeadTrainConfig) -> float:
+    """Linear warm-up, then a cosine to zero at the last step: the per-language losses pull in
+    different directions, and a decaying rate lets the last steps settle between them."""
+    warmup = min(1.0, (step + 1) / max(config.warmup_steps, 1))
+    return warmup * 0.5 * (1.0 + math.cos(math.pi * min(step / config.steps, 1.0)))
+
+
+def with_tied_head(hypernet: Hypernet, source: torch.Tensor) -> Hypernet:
+    """A copy of ``hypernet`` (trained for a tied model's input rows) that also predicts a head of
+    its own, with an encoder of its own; untrained, the head is fvt's (as the tied head was)."""
+    config = hypernet.config
+    if "output" in config.kinds:
+        if not config.tied_head:
+            raise TransplantError("this hypernetwork already predicts an untied model's head; a head predictor is for tied models")
+        return hypernet
+    new_config = dataclasses.replace(
+        config, kinds=[*config.kinds, "output"], tied_head=True, own_encoders=[*config.own_encoders, "output"],
+        fingerprints={**config.fingerprints, "output": fingerprint(source)},
+    )
+    extended = Hypernet(new_config)
+    missing, unexpected = extended.load_state_dict(hypernet.state_dict(), strict=False)
+    assert not unexpected and all("output" in name for name in missing), (missing, unexpected)
+    extended.set_scale("output", source)
+    return extended
+
+
+def train_head(
+    model: str | Path, corpora: list[str | Path], out: str | Path, *, hypernet: str | Path | Hypernet | None = None,
+    overwrite: bool = False, progress: bool = True, **options,
+) -> Path:
+    """Give the hypernetwork of a tied ``model`` a head predictor trained on ``corpora`` and write it
+    to ``out``. ``hypernet``: the one to extend (a directory, a loaded one, or None: the built-in
+    one that matches the model, else an untrained one, i.e. fvt for the input rows)."""
+    known = {f.name for f in dataclasses.fields(HeadTrainConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TransplantError(f"unknown head training option {', '.join(unknown)} (options: {', '.join(sorted(known))})")
+    config = HeadTrainConfig(**options)
+    if min(config.steps, config.batch_size, config.tasks_per_step, config.tokenizers_per_corpus) < 1 or config.feature_tokens < 2:
+        raise TransplantError("steps, batch size, tasks per step and tokenizers per corpus must be at least 1, feature tokens at least 2")
+    inputs = [model, *corpora] + ([hypernet] if isinstance(hypernet, (str, Path)) else [])
+    with OutputClaim(out, inputs=inputs, overwrite=overwrite) as output:
+        return _train_head(model, [Path(c) for c in corpora], output, hypernet, config, progress)
+
+
+def _train_head(model, corpora: list[Path], output: OutputClaim, given, config: HeadTrainConfig, progress: bool) -> Path:
+    from transplant.evaluate import read_text
+    from transplant.loading import load_model, load_tokenizer
+    from transplant.vocab.families import FAMILIES
+    from .io import check_base, load, save
+    from .training import TrainConfig, _new_hypernet
+
+    base_tokenizer = load_tokenizer(model)
+    base_model = load_model(model, causal_for="the head predictor")
+    base_model.eval()
+    embeddings, head = base_model.get_input_embeddings(), base_model.get_output_embeddings()
+    if head is None or head.weight is not embeddings.weight:
+        raise TransplantError(f"{model} has an untied head: `transplant hypernet train` already predicts it; a head predictor is for tied models")
+    source = embeddings.weight.detach().float()
+    base_vocab = Vocabulary.from_tokenizer(base_tokenizer)
+    if given is None:
+        from .builtin import matching_builtin
+
+        try:
+            given = matching_builtin(source).directory
+        except TransplantError:
+            given = _new_hypernet(str(model), {"input": source}, TrainConfig())  # untrained: fvt
+    hypernet = given if isinstance(given, Hypernet) else load(given)
+    check_base(hypernet, source, "input")
+    hypernet = with_tied_head(hypernet, source)
+    token_ids = [i for i, key in enumerate(base_vocab.canonical) if key is not None and i < len(source)]
+    fallback = source[token_ids].mean(0)
+
+    started = time.perf_counter()
+    features = [base_features(base_model, base_tokenizer, read_text(path, config.feature_tokens * 16), config.feature_tokens, progress) for path in corpora]
+    del base_model  # only its features and embedding rows are needed from here on
+    sampler = UnigramSampler(base_tokenizer, config.sampled_vocab_size, families=tuple(config.families or FAMILIES))
+    generator = torch.Generator().manual_seed(config.seed)
+    tasks = []
+    for corpus, corpus_features in enumerate(tqdm(features, desc="head tokenizers", unit="corpus", disable=not progress)):
+        for _ in range(config.tokenizers_per_corpus):
+            text = corpus_features.text
+            start = int(torch.randint(max(1, len(text) - config.tokenizer_text_bytes), (), generator=generator))
+            tokenizer = sampler.sample(text[start : start + config.tokenizer_text_bytes], generator)
+            task = HeadTask(tokenizer, base_vocab, len(source), corpus, corpus_features)
+            if len(task.labels):
+                tasks.append(task)
+    if not tasks:
+        raise TransplantError("no sampled tokenizer shares a word start with the base tokenizer in this text")
+
+    trained = [p for name, p in hypernet.named_parameters() if "output" in name.split(".")]
+    for name, parameter in hypernet.named_parameters():
+        parameter.requires_grad_("output" in name.split("."))
+    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _learning_rate_factor(step, config))
+    hypernet.train()
+    log = []
+    for step in tqdm(range(config.steps), desc="training head", disable=not progress):
+        step_random = step_generator(config.seed, step)
+        loss, corpora_seen = 0.0, []
+        for _ in range(config.tasks_per_step):  # the step's gradient averages over several tokenizers and languages
+            task = tasks[int(torch.randint(len(tasks), (), generator=step_random))]
+            pick = torch.randint(len(task.labels), (config.batch_size,), generator=step_random)
+            batch = features[task.corpus].hidden[task.positions[pick]].float()
+            logits, labels = task.logits(hypernet, source, base_vocab, fallback, batch, task.labels[pick], config.sampled_others, step_random)
+            loss = loss + F.cross_entropy(logits, labels) / config.tasks_per_step
+            corpora_seen.append(task.corpus)
+        if not torch.isfinite(loss):
+            raise TransplantError(f"the head predictor's loss is {loss.item()} at step {step + 1}: lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        log.append({"step": step + 1, "loss": loss.item(), "corpora": corpora_seen, "seconds": round(time.perf_counter() - started, 2)})
+    hypernet.eval()
+    hypernet.config = dataclasses.replace(hypernet.config, base_model=f"{hypernet.config.base_model}; head predictor trained on {', '.join(p.name for p in corpora)}")
+    training = {"model": str(model), "corpora": [str(c) for c in corpora], **asdict(config)}
+    extra = {LOG_FILE: "".join(json.dumps(r) + "\n" for r in log), "head_training.json": json.dumps(training, indent=1) + "\n"}
+    return save(hypernet, output, extra_files=extra)

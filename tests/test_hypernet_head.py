@@ -1,0 +1,125 @@
+"""The head predictor for tied models (hypernet/head_training.py): examples line up with the base
+model's next tokens, training lowers the regression loss from fvt's rows, the input kind is left as
+it was, and a conversion unties the head with the predicted rows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import tiny
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+import hypernet
+from hypernet.head_training import HeadTask, base_features, examples, train_head, with_tied_head
+from hypernet.model import predict
+from transplant.cli import main
+from transplant.core import convert
+from transplant.errors import TransplantError
+from transplant.loading import load_model, load_tokenizer
+from transplant.vocab import Vocabulary
+
+QUICK = dict(steps=40, tasks_per_step=2, batch_size=64, sampled_others=32, learning_rate=3e-3, warmup_steps=2, feature_tokens=1500,
+             tokenizers_per_corpus=2, sampled_vocab_size=400, tokenizer_text_bytes=6000)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return tiny.text_file(tmp_path_factory.mktemp("corpus") / "de.txt", 0, 1500)
+
+
+@pytest.fixture(scope="module")
+def small_hypernet(tmp_path_factory, llama):
+    return hypernet.save(hypernet.create(llama, width=32, layers=1, heads=2), tmp_path_factory.mktemp("hn") / "hn")
+
+
+@pytest.fixture(scope="module")
+def with_head(tmp_path_factory, llama, corpus, small_hypernet):
+    return train_head(llama, [corpus], tmp_path_factory.mktemp("head") / "hn", hypernet=small_hypernet, progress=False, **QUICK)
+
+
+def test_with_the_base_tokenizer_every_feature_predicts_the_next_base_token(llama, source_tokenizer, corpus):
+    model = load_model(llama)
+    text = corpus.read_text()
+    features = base_features(model, source_tokenizer, text, 300, progress=False)
+    positions, labels = examples(source_tokenizer, features)
+    ids = source_tokenizer(features.text, add_special_tokens=False)["input_ids"]
+    assert len(features.hidden) == 300 and positions.tolist() == list(range(300))
+    assert labels.tolist() == ids[1:301]
+    # the features are what the head multiplies: they give the model's own logits
+    logits = model(input_ids=torch.tensor([ids[:300]])).logits[0]
+    torch.testing.assert_close(features.hidden[:100].float() @ model.lm_head.weight.T, logits[:100], atol=2e-2, rtol=1e-2)
+
+
+def test_an_untrained_head_predictor_is_fvt_and_leaves_the_input_kind(llama, small_hypernet, target_tokenizer, mapping):
+    net = hypernet.load(small_hypernet)
+    source = load_model(llama).get_input_embeddings().weight.detach().float()
+    extended = with_tied_head(net, source)
+    assert extended.config.kinds == ["input", "output"] and extended.config.tied_head
+    decompositions = [mapping.pieces[t] for t in range(len(mapping.target))]
+    for kind in ("input", "output"):
+        torch.testing.assert_close(predict(extended, mapping.source, decompositions, source, kind), predict(net, mapping.source, decompositions, source, "input"))
+
+
+def test_training_lowers_the_regression_loss_and_keeps_the_input_kind(llama, corpus, small_hypernet, with_head, source_tokenizer, target_tokenizer):
+    before, after = hypernet.load(small_hypernet), hypernet.load(with_head)
+    assert after.config.tied_head and after.config.own_encoders == ["output"]
+    before_state, after_state = before.state_dict(), after.state_dict()
+    for name, tensor in before_state.items():  # everything the input kind uses is unchanged
+        assert torch.equal(tensor, after_state[name]), name
+    log = [json.loads(line) for line in (with_head / "head_log.jsonl").read_text().splitlines()]
+    assert len(log) == QUICK["steps"]
+    # on a tokenizer training never saw: the softmax regression loss with predicted head rows
+    model = load_model(llama)
+    source = model.get_input_embeddings().weight.detach().float()
+    features = base_features(model, source_tokenizer, corpus.read_text(), 1500, progress=False)
+    base_vocab = Vocabulary.from_tokenizer(source_tokenizer)
+    task = HeadTask(target_tokenizer, base_vocab, len(source), 0, features)
+    fallback = source.mean(0)
+    batch = features.hidden[task.positions].float()
+    losses = []
+    for net in (with_tied_head(before, source), after):
+        with torch.no_grad():
+            logits, labels = task.logits(net, source, base_vocab, fallback, batch, task.labels, len(task.new), torch.Generator())
+        losses.append(torch.nn.functional.cross_entropy(logits, labels).item())
+    assert losses[1] < losses[0] - 0.05, losses
+
+
+def test_convert_unties_the_head_with_predicted_rows(tmp_path, llama, with_head, target_tokenizer, mapping):
+    report = convert(llama, target_tokenizer, tmp_path / "out", "hypernet", hypernet=with_head, progress=False)
+    assert "output" in report.rules
+    weights = {}
+    for file in (tmp_path / "out").glob("*.safetensors"):
+        weights |= load_file(file)
+    converted = load_model(tmp_path / "out")
+    assert converted.config.tie_word_embeddings is False
+    head, inputs = weights["lm_head.weight"], weights["model.embed_tokens.weight"]
+    net = hypernet.load(with_head)
+    source = load_model(llama).get_input_embeddings().weight.detach().float()
+    new = [t for t in range(len(mapping.target)) if mapping.matches[t] < 0 and mapping.pieces[t]]
+    decompositions = [mapping.pieces[t] for t in new]
+    torch.testing.assert_close(head[new].float(), predict(net, mapping.source, decompositions, source, "output"))
+    torch.testing.assert_close(inputs[new].float(), predict(net, mapping.source, decompositions, source, "input"))
+    copied = [t for t in range(len(mapping.target)) if mapping.matches[t] >= 0]
+    assert torch.equal(head[copied], inputs[copied])  # copied tokens keep the tied row in both places
+
+
+def test_cli_and_one_line_errors(tmp_path, llama, corpus, small_hypernet, source_tokenizer):
+    runner = CliRunner()
+    args = ["hypernet", "train-head", str(llama), "--corpus", str(corpus), "--hypernet", str(small_hypernet), "--steps", "3",
+            "--feature-tokens", "800", "--sampled-vocab-size", "400", "--quiet"]
+    result = runner.invoke(main, [*args, "-o", str(tmp_path / "hn")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "hn" / "hypernet.json").read_text())["kinds"] == ["input", "output"]
+    # an untied model has no tied head to predict
+    qwen = tiny.tiny_model(tmp_path / "qwen", source_tokenizer, "qwen2")
+    result = runner.invoke(main, ["hypernet", "train-head", str(qwen), "--corpus", str(corpus), "-o", str(tmp_path / "q"), "--quiet"])
+    assert result.exit_code != 0 and result.output.startswith("Error:") and "untied" in result.output and len(result.output.strip().splitlines()) == 1
+    # the output inside an input is refused
+    result = runner.invoke(main, [*args, "-o", str(small_hypernet / "inside")])
+    assert result.exit_code != 0 and result.output.startswith("Error:")
+    with pytest.raises(TransplantError, match="unknown head training option"):
+        train_head(llama, [corpus], tmp_path / "x", hypernet=small_hypernet, progress=False, stepz=3)
+    assert load_tokenizer(llama) is not None
