@@ -142,7 +142,7 @@ class UnigramSampler:
         room = self.vocab_size - len(self.specials) - 1 - singles
         order, scores = self._noisy_order(counts, pieces, [len(p[0]) + p[1] for p in pieces], room, generator)
         chosen = [(pieces[i][0], pieces[i][1], score) for i, score in zip(order, scores)]
-        return tokenizer_from_pieces(chosen, family, self.base, alphabet)
+        return tokenizer_from_pieces(chosen, family, self.base, alphabet, self.vocab_size)
 
     def _wrap(self, entries: list[tuple[str, float]]) -> PreTrainedTokenizerFast:
         """A fast tokenizer: the base pipeline around a Unigram model of ``entries``."""

@@ -63,6 +63,23 @@ def test_sampled_tokenizer_of_each_family(source_tokenizer, family):
     assert not mapping.missing_special
 
 
+@pytest.mark.parametrize("family", ["byte-level-bpe", "sentencepiece-bpe"])
+def test_bpe_families_reach_cjk_pieces(source_tokenizer, family):
+    """A CJK character is three bytes that no sampled piece holds in part: BPE vocabularies once
+    kept almost none of such pieces (812 tokens asked 16384 on Japanese)."""
+    generator = torch.Generator().manual_seed(0)
+    characters = [chr(0x4E00 + i) for i in range(120)]
+    words = ["".join(characters[int(i)] for i in torch.randint(120, (int(n),), generator=generator)) for n in torch.randint(2, 5, (300,), generator=generator)]
+    picks = torch.multinomial(1.0 / torch.arange(1, 301, dtype=torch.float), 3000, replacement=True, generator=generator)  # Zipf-like
+    text = "\n".join("".join(words[int(i)] for i in picks[start : start + 12]) for start in range(0, 3000, 12))
+    tokenizer = UnigramSampler(source_tokenizer, vocab_size=800, families=(family,)).sample(text, torch.Generator().manual_seed(0))
+    assert 700 < len(tokenizer) <= 800
+    line = text.splitlines()[3]
+    ids = tokenizer(line, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids) == line
+    assert len(ids) < len(line.encode("utf-8")) / 2  # whole characters and longer pieces, not bytes
+
+
 def test_byte_fallback_and_unknown_characters(source_tokenizer):
     """SentencePiece BPE falls back to <0xNN> bytes for a character it never saw; Unigram and
     WordPiece map it to the base's unknown token."""

@@ -33,10 +33,10 @@ _BYTE_TABLE = bytes_to_unicode()
 UNKNOWN = {"sentencepiece-unigram": "<unk>", "wordpiece": "[UNK]"}  # families that need an unknown token
 
 
-def tokenizer_from_pieces(pieces: list[tuple[str, bool, float]], family: str, like, alphabet: list[str]) -> PreTrainedTokenizerFast:
+def tokenizer_from_pieces(pieces: list[tuple[str, bool, float]], family: str, like, alphabet: list[str], vocab_size: int | None = None) -> PreTrainedTokenizerFast:
     """A fast tokenizer of ``family`` holding ``like``'s special tokens, ``pieces`` (best first is
     not required) and single characters ``alphabet`` (for non-byte families: what any text may
-    fall back to)."""
+    fall back to); BPE families hold at most ``vocab_size`` tokens (the prefixes some pieces need count)."""
     if family not in FAMILIES:
         raise TransplantError(f"tokenizer family must be one of {', '.join(FAMILIES)}, not '{family}'")
     source = Vocabulary.from_tokenizer(like)
@@ -60,7 +60,7 @@ def tokenizer_from_pieces(pieces: list[tuple[str, bool, float]], family: str, li
     if family.endswith("unigram"):
         model, vocab = _unigram(specials, written, singles, unknown)
     elif family.endswith("bpe"):
-        model, vocab = _bpe(specials, written, singles, byte_fallback=family == "sentencepiece-bpe")
+        model, vocab = _bpe(specials, written, singles, byte_fallback=family == "sentencepiece-bpe", limit=vocab_size)
     else:
         vocab = {t: i for i, t in enumerate(_unique_tokens(specials + singles + [t for t, _ in written]))}
         model = models.WordPiece(vocab, unk_token=unknown, continuing_subword_prefix="##", max_input_chars_per_word=100)
@@ -108,25 +108,39 @@ def _unigram(specials: list[str], written: list[tuple[str, float]], singles: lis
     return models.Unigram(entries, unk_id=vocab.get(unknown) if unknown is not None else None, byte_fallback=False), vocab
 
 
-def _bpe(specials: list[str], written: list[tuple[str, float]], singles: list[str], byte_fallback: bool):
-    """BPE merges for the pieces: a piece is kept when two kept tokens spell it; its merge ranks
-    by the piece's score, so frequent pieces merge first (the order BPE training would give)."""
+def _bpe(specials: list[str], written: list[tuple[str, float]], singles: list[str], byte_fallback: bool, limit: int | None = None):
+    """BPE merges for the pieces, best score first, at most ``limit`` tokens in all. A piece is
+    spelled by two known tokens where it can be; where it cannot (the bytes of a CJK character
+    in a byte-level vocabulary, or halves the sampling left out), its prefixes are added first,
+    one symbol at a time. A merge ranks by its piece's score (frequent pieces merge first, the
+    order BPE training would give); a prefix added for a piece merges just before it."""
     fallback = [f"<0x{b:02X}>" for b in range(256)] if byte_fallback else []
     vocab_tokens = _unique_tokens(specials + fallback + singles)
     known = set(vocab_tokens)
     merges = []
-    for token, score in sorted(written, key=lambda entry: (len(entry[0]), -entry[1])):
+
+    def reachable(token: str, score: float) -> bool:
         if token in known:
-            continue
+            return True
         split = next(((token[:i], token[i:]) for i in _middle_first(len(token)) if token[:i] in known and token[i:] in known), None)
         if split is None:
-            continue  # unreachable by merges: leave it out
+            if len(token) < 2 or token[-1] not in known or not reachable(token[:-1], score):
+                return False
+            split = (token[:-1], token[-1])
+        if limit is not None and len(vocab_tokens) >= limit:
+            return False
         known.add(token)
         vocab_tokens.append(token)
-        merges.append((score, split))
-    merges.sort(key=lambda entry: -entry[0])
+        merges.append((-score, len(token), split))
+        return True
+
+    for token, score in sorted(written, key=lambda entry: -entry[1]):
+        if limit is not None and len(vocab_tokens) >= limit:
+            break
+        reachable(token, score)
+    merges.sort(key=lambda entry: entry[:2])
     vocab = {t: i for i, t in enumerate(vocab_tokens)}
-    model = models.BPE(vocab, [pair for _, pair in merges], byte_fallback=byte_fallback, unk_token=None, ignore_merges=False)
+    model = models.BPE(vocab, [pair for *_, pair in merges], byte_fallback=byte_fallback, unk_token=None, ignore_merges=False)
     return model, vocab
 
 
