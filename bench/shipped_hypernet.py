@@ -8,6 +8,7 @@
     python bench/shipped_hypernet.py curve              # bench/shipped_hypernet.png from the run's log
     python bench/shipped_hypernet.py train-head --threads 2   # the built-in one + a head predictor -> bench/out/shipped/with-head
     python bench/shipped_hypernet.py ship --from bench/out/shipped/with-head   # ... into the package
+    python bench/shipped_hypernet.py head-curve         # bench/shipped_hypernet_head.png from its log
 
 Training: the ``*.train.txt`` of ``--train-languages`` in ../shared/corpus (``*.test.txt`` is
 never read here except by ``measure``), one language per step drawn with p ~ bytes ** 0.3
@@ -248,11 +249,12 @@ def run_predict_time(args) -> None:
     begin = time.perf_counter()
     mapping = build_mapping(Vocabulary.from_tokenizer(base), Vocabulary.from_tokenizer(target), progress=False)
     mapped = time.perf_counter()
-    tensors, rules = new_vocab_tensors(mapping, {"input": source}, "hypernet", {"hypernet": args.hypernet}, progress=False)
+    # SmolLM2 is tied: a hypernetwork with a head predictor predicts the head's rows too, as convert does
+    tensors, rules = new_vocab_tensors(mapping, {"input": source}, "hypernet", {"hypernet": args.hypernet}, progress=False, tied=True)
     done = time.perf_counter()
-    assert torch.isfinite(tensors["input"]).all()
-    predicted = sum(rule == "hypernet" for rule in rules["input"])
-    print(f"{len(target)} tokens ({predicted} predicted by the hypernetwork), {args.threads} thread(s): "
+    assert all(torch.isfinite(tensor).all() for tensor in tensors.values())
+    predicted = " and ".join(f"{sum(rule == 'hypernet' for rule in rules[role])} {role}" for role in rules)
+    print(f"{len(target)} tokens ({predicted} rows predicted by the hypernetwork), {args.threads} thread(s): "
           f"mapping {mapped - begin:.1f} s + prediction {done - mapped:.1f} s = {done - begin:.1f} s")
 
 
@@ -298,13 +300,39 @@ def run_curve(args) -> None:
     print(f"wrote {ROOT / 'bench' / 'shipped_hypernet.png'}")
 
 
+def run_head_curve(args) -> None:
+    """bench/shipped_hypernet_head.png from the head predictor's training log (copied to
+    bench/shipped_hypernet_head_log.jsonl from bench/out/shipped/with-head/head_log.jsonl)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    source = OUT / "with-head" / "head_log.jsonl"
+    kept = ROOT / "bench" / "shipped_hypernet_head_log.jsonl"
+    if source.is_file():
+        kept.write_text(source.read_text())
+    log = [json.loads(line) for line in kept.read_text().splitlines()]
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    steps, losses = [r["step"] for r in log], [r["loss"] for r in log]
+    axis.plot(steps, losses, lw=0.4, color="lightgrey", label="step loss (4 sampled tokenizers, any languages)")
+    axis.plot(steps, _running_mean(losses, 25), lw=1.2, label="mean of 25 steps")
+    axis.set_xlabel("step")
+    axis.set_ylabel("softmax regression loss (nats)")
+    axis.set_title("head predictor for SmolLM2-135M (8 languages, 5 families)")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(ROOT / "bench" / "shipped_hypernet_head.png", dpi=110)
+    print(f"wrote {ROOT / 'bench' / 'shipped_hypernet_head.png'}")
+
+
 def _running_mean(values: list[float], window: int) -> list[float]:
     return [sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1)) for i in range(len(values))]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "train-head", "finish", "ship", "measure", "predict-time", "curve"])
+    parser.add_argument("command", choices=["train", "train-head", "finish", "ship", "measure", "predict-time", "curve", "head-curve"])
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--train-languages", default=",".join(LANGUAGES), help="train: corpora to train on (the first one's tail is the held-out curve)")
     parser.add_argument("--max-minutes", type=float, default=None, help="train: end this piece at the first checkpoint after this long")
@@ -319,7 +347,7 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=150_000, help="predict-time: size of the vocabulary")
     parser.add_argument("--summary", type=Path, default=ROOT / "bench" / "shipped_hypernet.json")
     args = parser.parse_args()
-    commands = {"train": run_train, "train-head": run_train_head, "finish": run_finish, "ship": run_ship, "measure": run_measure, "predict-time": run_predict_time, "curve": run_curve}
+    commands = {"train": run_train, "train-head": run_train_head, "finish": run_finish, "ship": run_ship, "measure": run_measure, "predict-time": run_predict_time, "curve": run_curve, "head-curve": run_head_curve}
     commands[args.command](args)
 
 
