@@ -5,6 +5,7 @@ it onto any tokenizer with ``transplant convert ... --method hypernet --hypernet
 - :mod:`sampler`: the tokenizers it is trained on (sampled vocabularies of five families, or given ones);
 - :mod:`corpora`: several languages' text, mixed per step or per row;
 - :mod:`training`: the training loop (accelerate, checkpoints, exact resume);
+- :mod:`head_training`: a head of its own for a tied model, learned from the model's hidden states;
 - :mod:`io`: saving and loading, and the check that it meets the model it was trained for;
 - :mod:`builtin`: the hypernetworks shipped in ``builtin/``, found by the model's embedding rows.
 
@@ -18,6 +19,7 @@ _API = {
     "Hypernet": "model", "HypernetConfig": "model", "predict": "model",
     "load": "io", "save": "io",
     "TrainConfig": "training", "create": "training", "train": "training",
+    "HeadTrainConfig": "head_training", "train_head": "head_training",
 }
 __all__ = sorted(_API)
 

@@ -16,6 +16,7 @@ The input kind is not touched: its predictions are what they were before.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -213,7 +214,7 @@ def _train_head(model, corpora: list[Path], output: OutputClaim, given, config: 
             given = matching_builtin(source).directory
         except TransplantError:
             given = _new_hypernet(str(model), {"input": source}, TrainConfig())  # untrained: fvt
-    hypernet = given if isinstance(given, Hypernet) else load(given)
+    hypernet = copy.deepcopy(given) if isinstance(given, Hypernet) else load(given)  # the caller's stays as it was
     check_base(hypernet, source, "input")
     hypernet = with_tied_head(hypernet, source)
     token_ids = [i for i, key in enumerate(base_vocab.canonical) if key is not None and i < len(source)]
@@ -221,7 +222,7 @@ def _train_head(model, corpora: list[Path], output: OutputClaim, given, config: 
 
     started = time.perf_counter()
     features = [base_features(base_model, base_tokenizer, read_text(path, config.feature_tokens * 16), config.feature_tokens, progress) for path in corpora]
-    del base_model  # only its features and embedding rows are needed from here on
+    del base_model, embeddings, head  # only its features and embedding rows are needed from here on
     sampler = UnigramSampler(base_tokenizer, config.sampled_vocab_size, families=tuple(config.families or FAMILIES))
     generator = torch.Generator().manual_seed(config.seed)
     tasks = []
