@@ -56,6 +56,9 @@ def timed(results: dict, name: str, run) -> None:
     print(f"{name}: {tokens_per_s:.0f} tokens/s, peak {results[name]['peak_gpu_gb']:.2f} GB, {seconds:.0f} s", flush=True)
 
 
+FSDP_TIMEOUT_S = 300  # 10 steps of SmolLM2 take seconds on a GPU; the model load and launch about a minute
+
+
 def fsdp_distill(teacher: Path, student: Path, text: Path, out: Path, steps: int) -> dict:
     """``distill --train full`` under accelerate's FSDP config as shipped (recipes/accelerate/fsdp-gpu.yaml),
     on the GPUs this machine has: does it run, write OUT, and how fast."""
@@ -71,14 +74,21 @@ def fsdp_distill(teacher: Path, student: Path, text: Path, out: Path, steps: int
         "--grad-accum", str(processes), "--eval-every", "0", "--checkpoint-every", "0", "--overwrite", "--quiet",
     ]
     started = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    # A collective that only some ranks reach (the main process alone saving sharded weights) hangs
+    # rather than fails: bound it, so that the check reports it and the other checks still run.
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=FSDP_TIMEOUT_S)
+        returncode, output = completed.returncode, completed.stdout + completed.stderr
+    except subprocess.TimeoutExpired as expired:
+        returncode = "timed out"
+        output = "".join(part.decode(errors="replace") if isinstance(part, bytes) else (part or "") for part in (expired.stdout, expired.stderr))
     seconds = time.perf_counter() - started
     report = out / "distill_report.json"
-    result = {"processes": processes, "returncode": completed.returncode, "seconds": round(seconds, 1), "wrote_out": report.is_file(),
-              "output_tail": (completed.stdout + completed.stderr)[-1500:]}
+    result = {"processes": processes, "returncode": returncode, "seconds": round(seconds, 1), "wrote_out": report.is_file(),
+              "output_tail": output[-1500:]}
     if report.is_file():
         result["steps"] = json.loads(report.read_text()).get("steps")
-    print(f"distill full under FSDP ({processes} process(es)): rc {completed.returncode}, {seconds:.0f} s, OUT written: {result['wrote_out']}", flush=True)
+    print(f"distill full under FSDP ({processes} process(es)): rc {returncode}, {seconds:.0f} s, OUT written: {result['wrote_out']}", flush=True)
     return result
 
 

@@ -120,6 +120,7 @@ def run_train_head(args) -> None:
     torch.set_num_threads(args.threads)
     corpora = [SHARED / f"{language}.train.txt" for language in args.train_languages.split(",")]
     options = {"steps": args.max_steps} if args.max_steps else {}
+    options.update({key: value for key, value in (("feature_tokens", args.feature_tokens), ("tokenizers_per_corpus", args.tokenizers_per_corpus)) if value})
     started = time.perf_counter()
     out = train_head(str(smollm2_gguf()), corpora, OUT / "with-head", overwrite=True, progress=True, **options)
     print(f"wrote {out} in {time.perf_counter() - started:.0f} s")
@@ -343,6 +344,8 @@ def main() -> None:
     parser.add_argument("--languages", default=",".join(LANGUAGES))
     parser.add_argument("--other-family", default="de", help="languages measured with a SuperBPE tokenizer too (a family no training step samples)")
     parser.add_argument("--hypernet", type=Path, default=None, help="measure this hypernetwork instead of the built-in one")
+    parser.add_argument("--feature-tokens", type=int, default=None, help="train-head: base tokens of features per language (default: train-head's)")
+    parser.add_argument("--tokenizers-per-corpus", type=int, default=None, help="train-head: sampled tokenizers per language (default: train-head's)")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="ship: this hypernetwork directory (default bench/out/shipped/hypernet)")
     parser.add_argument("--vocab-size", type=int, default=150_000, help="predict-time: size of the vocabulary")
     parser.add_argument("--summary", type=Path, default=ROOT / "bench" / "shipped_hypernet.json")
