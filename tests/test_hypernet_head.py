@@ -106,13 +106,16 @@ def test_convert_unties_the_head_with_predicted_rows(tmp_path, llama, with_head,
     assert torch.equal(head[copied], inputs[copied])  # copied tokens keep the tied row in both places
 
 
-def test_cli_and_one_line_errors(tmp_path, llama, corpus, small_hypernet, source_tokenizer):
+def test_cli_and_one_line_errors(tmp_path, llama, corpus, small_hypernet, source_tokenizer, monkeypatch):
     runner = CliRunner()
     args = ["hypernet", "train-head", str(llama), "--corpus", str(corpus), "--hypernet", str(small_hypernet), "--steps", "3",
             "--feature-tokens", "800", "--sampled-vocab-size", "400", "--quiet"]
     result = runner.invoke(main, [*args, "-o", str(tmp_path / "hn")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "hn" / "hypernet.json").read_text())["kinds"] == ["input", "output"]
+    monkeypatch.setenv("TRANSPLANT_HYPERNETS", str(tmp_path))
+    listed = runner.invoke(main, ["hypernet", "list"]).output
+    assert any(line.startswith("hn ") and "input+head (untied)" in line for line in listed.splitlines()), listed
     # an untied model has no tied head to predict
     qwen = tiny.tiny_model(tmp_path / "qwen", source_tokenizer, "qwen2")
     result = runner.invoke(main, ["hypernet", "train-head", str(qwen), "--corpus", str(corpus), "-o", str(tmp_path / "q"), "--quiet"])

@@ -532,7 +532,7 @@ def hypernet_list():
     from .table import format_table
 
     rows = [
-        [h.name, h.config.get("base_model", "?"), f"{h.config.get('source_rows')} x {h.config.get('embedding_dim')}", "+".join(h.config.get("kinds", [])),
+        [h.name, h.config.get("base_model", "?"), f"{h.config.get('source_rows')} x {h.config.get('embedding_dim')}", _predicted_rows(h.config),
          h.config.get("fingerprints", {}).get("input", "?"), f"{h.weight_bytes / 2**20:.1f} MiB", str(h.directory)]
         for h in builtin_hypernets()
     ]
@@ -540,6 +540,12 @@ def hypernet_list():
         click.echo("no built-in hypernetworks")
         return
     click.echo(format_table(["name", "trained for", "embeddings", "predicts", "fingerprint", "weights", "directory"], rows))
+
+
+def _predicted_rows(config: dict) -> str:
+    """What a hypernetwork predicts, for `hypernet list`: a tied model's head part unties the head."""
+    kinds = config.get("kinds", [])
+    return "+".join("head (untied)" if kind == "output" and config.get("tied_head") else kind for kind in kinds)
 
 
 @main.command()
