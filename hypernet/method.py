@@ -3,7 +3,8 @@
 Train one with ``transplant hypernet train MODEL --corpus FILE -o DIR`` and pass ``--hypernet
 DIR``; without ``--hypernet`` the built-in one whose base-model fingerprint matches the model's
 embeddings is used (builtin.py). Untrained it equals ``fvt``; exact matches are copied as with
-every method.
+every method. A hypernetwork with a head part (``transplant hypernet train-head``) gives a tied
+model's head rows of its own: the converted model is untied.
 
 The method registers itself: ``transplant``'s registry finds it through the ``transplant.methods``
 entry point in pyproject.toml, so the library never imports this package.
