@@ -123,15 +123,15 @@ class HeadTask:
         self.copied = torch.tensor([t for t in range(self.size) if matches[t] >= 0], dtype=torch.long)
         self.copied_from = torch.tensor([matches[t] for t in self.copied.tolist()], dtype=torch.long)
         self.new = torch.tensor([t for t in range(self.size) if matches[t] < 0 and any(p < source_rows for p in pieces[t])], dtype=torch.long)
+        self.is_new = torch.zeros(self.size, dtype=torch.bool)
+        self.is_new[self.new] = True
         self.positions, self.labels = examples(tokenizer, features)
 
     def logits(self, hypernet: Hypernet, source: torch.Tensor, base_vocab: Vocabulary, fallback: torch.Tensor,
                features: torch.Tensor, labels: torch.Tensor, others: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, labels) of a batch over the copied tokens, the batch's new labels and
         ``others`` sampled new tokens; examples whose label is neither copied nor spelled drop out."""
-        is_new = torch.zeros(self.size, dtype=torch.bool)
-        is_new[self.new] = True
-        wanted = torch.unique(labels[is_new[labels]])
+        wanted = torch.unique(labels[self.is_new[labels]])
         rest = self.new[~torch.isin(self.new, wanted)]
         sampled = rest[torch.randperm(len(rest), generator=generator)[:others]]
         chosen = torch.cat([wanted, sampled])

@@ -47,29 +47,25 @@ class HypernetInit(Initializer):
 
     def unties_head(self, tied_rows: torch.Tensor) -> bool:
         """A hypernetwork with a head predictor for a tied model gives the head rows of its own."""
-        return self._hypernet_for(tied_rows).config.tied_head
+        return self._hypernet_for(tied_rows, "input").config.tied_head
 
-    def _hypernet_for(self, input_rows: torch.Tensor):
-        """The given hypernetwork, or the built-in one trained for these input rows."""
+    def _hypernet_for(self, rows: torch.Tensor, kind: str):
+        """The given hypernetwork, or the built-in one trained for the model whose ``kind`` rows these are."""
         if self.model is None:
             from .builtin import matching_builtin
             from .io import load
 
-            self.model = load(matching_builtin(input_rows, "input").directory)
+            self.model = load(matching_builtin(rows, kind).directory)
         return self.model
 
     def rows(self, inputs: InitInputs, target_ids: list[int]) -> tuple[torch.Tensor, list[str]]:
-        from .io import check_base, load
+        from .io import check_base
         from .model import predict
 
-        if self.model is None:
-            from .builtin import matching_builtin
-
-            self.model = load(matching_builtin(inputs.source, inputs.kind).directory)
-        kind = inputs.kind
-        check_base(self.model, inputs.source, kind)
+        hypernet = self._hypernet_for(inputs.source, inputs.kind)
+        check_base(hypernet, inputs.source, inputs.kind)
         mapping = inputs.mapping
         decompositions = [mapping.pieces[t] if t < len(mapping.pieces) else [] for t in target_ids]
-        result = predict(self.model, mapping.source, decompositions, inputs.source, kind, inputs.token_rows().mean(0))
+        result = predict(hypernet, mapping.source, decompositions, inputs.source, inputs.kind, inputs.token_rows().mean(0))
         names = ["hypernet" if any(p < len(inputs.source) for p in d) else "mean" for d in decompositions]
         return result, names
