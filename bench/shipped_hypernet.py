@@ -113,16 +113,18 @@ def run_train(args) -> None:
 
 
 def run_train_head(args) -> None:
-    """The built-in hypernetwork plus a head predictor (hypernet/head_training.py) trained on the
-    ``*.train.txt`` of ``--train-languages``; written to bench/out/shipped/with-head."""
+    """The built-in hypernetwork (or ``--hypernet``) plus a head predictor (hypernet/head_training.py)
+    trained on the ``*.train.txt`` of ``--train-languages``; written to ``--out``. A hypernetwork
+    that has a head predictor already goes on training it."""
     from hypernet.head_training import train_head
 
     torch.set_num_threads(args.threads)
     corpora = [SHARED / f"{language}.train.txt" for language in args.train_languages.split(",")]
     options = {"steps": args.max_steps} if args.max_steps else {}
-    options.update({key: value for key, value in (("feature_tokens", args.feature_tokens), ("tokenizers_per_corpus", args.tokenizers_per_corpus)) if value})
+    named = (("feature_tokens", args.feature_tokens), ("tokenizers_per_corpus", args.tokenizers_per_corpus), ("features", args.features))
+    options.update({key: value for key, value in named if value})
     started = time.perf_counter()
-    out = train_head(str(smollm2_gguf()), corpora, OUT / "with-head", overwrite=True, progress=True, **options)
+    out = train_head(str(smollm2_gguf()), corpora, args.out, hypernet=args.hypernet, overwrite=True, progress=True, **options)
     print(f"wrote {out} in {time.perf_counter() - started:.0f} s")
 
 
@@ -343,7 +345,9 @@ def main() -> None:
     parser.add_argument("--baselines-only", action="store_true", help="measure: only the original model and fvt (cached for the full run)")
     parser.add_argument("--languages", default=",".join(LANGUAGES))
     parser.add_argument("--other-family", default="de", help="languages measured with a SuperBPE tokenizer too (a family no training step samples)")
-    parser.add_argument("--hypernet", type=Path, default=None, help="measure this hypernetwork instead of the built-in one")
+    parser.add_argument("--hypernet", type=Path, default=None, help="measure, train-head: this hypernetwork instead of the built-in one")
+    parser.add_argument("--features", choices=["spelled", "source"], default=None, help="train-head: kind of features (default: train-head's)")
+    parser.add_argument("--out", type=Path, default=OUT / "with-head", help="train-head: output directory")
     parser.add_argument("--feature-tokens", type=int, default=None, help="train-head: base tokens of features per language (default: train-head's)")
     parser.add_argument("--tokenizers-per-corpus", type=int, default=None, help="train-head: sampled tokenizers per language (default: train-head's)")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="ship: this hypernetwork directory (default bench/out/shipped/hypernet)")

@@ -2,12 +2,20 @@
 
 A tied model moved onto a new tokenizer loses most where its head does: the new tokens' output
 rows (Token Distillation's head fit, README). The LM objective of training.py runs the whole
-model at every step; this one runs it once. The frozen base model reads each corpus in its own
-tokenization and keeps its final hidden states, the features its head multiplies. For a sampled
-tokenizer, every place where one of its tokens starts where a base token starts (spaces skipped)
-gives an example: the feature before that place should predict that token. The head predictor,
-the hypernetwork's "output" kind with an encoder of its own, is then trained by softmax
-regression of those examples. Copied tokens keep the base rows, new tokens get predicted rows.
+model at every step; this one runs it only to collect features, before training. The features
+are the frozen model's final hidden states, what its head multiplies, and come in two kinds:
+
+- ``spelled`` (the default): for each sampled tokenizer, a window of text in that tokenizer's
+  tokens, each written as its source pieces (as Token Distillation's head fit does); the state
+  after a token's last piece should predict the next token. Every token of the text gives an
+  example, and the context looks like what the moved model reads. One forward pass per
+  tokenizer.
+- ``source``: the model reads each corpus once in its own tokenization; for a sampled tokenizer,
+  every place where one of its tokens starts where a base token starts (spaces skipped) gives an
+  example. One forward pass per corpus, but tokens that start inside a base token never get one.
+
+The head predictor, the hypernetwork's "output" kind with an encoder of its own, is then trained
+by softmax regression of those examples. Copied tokens keep the base rows, new tokens get predicted rows.
 The softmax sees every copied token, the batch's new tokens and a uniform sample of the other new
 tokens, whose logits get log(others / sampled) so that the sample stands for all of them.
 
@@ -31,7 +39,7 @@ from tqdm.auto import tqdm
 from transplant.errors import TransplantError
 from transplant.files import OutputClaim
 from transplant.training import step_generator
-from transplant.vocab import Vocabulary, build_mapping
+from transplant.vocab import Vocabulary, VocabMapping, build_mapping
 from .model import Hypernet, fingerprint, fvt_base, piece_matrix
 from .sampler import UnigramSampler
 
@@ -49,7 +57,8 @@ class HeadTrainConfig:
     warmup_steps: int = 20
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    feature_tokens: int = 40_000  # base tokens of features per corpus
+    features: str = "spelled"  # "spelled" or "source": see the module's docstring
+    feature_tokens: int = 40_000  # tokens of text read for features: target tokens per sampled tokenizer (spelled), base tokens per corpus (source)
     tokenizers_per_corpus: int = 6
     sampled_vocab_size: int = 16384
     tokenizer_text_bytes: int = 65536
@@ -112,20 +121,50 @@ def examples(tokenizer, features: Features) -> tuple[torch.Tensor, torch.Tensor]
     return torch.tensor(positions, dtype=torch.long), torch.tensor([first[predicts[i]] for i in positions], dtype=torch.long)
 
 
-class HeadTask:
-    """One sampled tokenizer over one corpus's features: which rows are copied, which predicted."""
+FEATURE_KINDS = ("spelled", "source")
 
-    def __init__(self, tokenizer, base_vocab: Vocabulary, source_rows: int, corpus: int, features: Features):
+
+@torch.no_grad()
+def spelled_examples(model, base_tokenizer, tokenizer, mapping: VocabMapping, text: str, max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features [n, width] float16, labels [n]): ``text`` in ``tokenizer``'s tokens, each written
+    as its source pieces after the base model's start token; the frozen model's final state after
+    each token's last piece, and the token that follows (up to ``max_tokens`` of them)."""
+    from transplant.tokendistill.headfit import next_token_features
+    from transplant.tokendistill.snippets import TokenizedText, source_spelling, start_of_text
+
+    spelling = source_spelling(mapping, model.get_input_embeddings().weight.shape[0])
+    max_positions = getattr(model.config, "max_position_embeddings", None)
+    tokenized = TokenizedText.from_text(text, tokenizer, progress=False)
+    features, labels = next_token_features(model.base_model, tokenized, spelling, start_of_text(base_tokenizer), max_tokens, max_positions, progress=False)
+    return features.to(torch.float16), labels
+
+
+class HeadTask:
+    """One sampled tokenizer with its examples (``hidden[positions]`` should predict ``labels``):
+    which rows are copied, which predicted."""
+
+    def __init__(self, mapping: VocabMapping, source_rows: int, corpus: int, hidden: torch.Tensor, positions: torch.Tensor, labels: torch.Tensor):
         self.corpus = corpus
-        self.mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False)
-        matches, pieces = self.mapping.matches, self.mapping.pieces
+        self.mapping = mapping
+        self.hidden, self.positions, self.labels = hidden, positions, labels
+        matches, pieces = mapping.matches, mapping.pieces
         self.size = len(matches)
         self.copied = torch.tensor([t for t in range(self.size) if matches[t] >= 0], dtype=torch.long)
         self.copied_from = torch.tensor([matches[t] for t in self.copied.tolist()], dtype=torch.long)
         self.new = torch.tensor([t for t in range(self.size) if matches[t] < 0 and any(p < source_rows for p in pieces[t])], dtype=torch.long)
         self.is_new = torch.zeros(self.size, dtype=torch.bool)
         self.is_new[self.new] = True
-        self.positions, self.labels = examples(tokenizer, features)
+
+    @classmethod
+    def from_source_features(cls, tokenizer, base_vocab: Vocabulary, source_rows: int, corpus: int, features: Features) -> "HeadTask":
+        positions, labels = examples(tokenizer, features)
+        return cls(build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False), source_rows, corpus, features.hidden, positions, labels)
+
+    @classmethod
+    def from_spelled_text(cls, tokenizer, base_tokenizer, base_vocab: Vocabulary, model, corpus: int, text: str, max_tokens: int) -> "HeadTask":
+        mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False)
+        hidden, labels = spelled_examples(model, base_tokenizer, tokenizer, mapping, text, max_tokens)
+        return cls(mapping, model.get_input_embeddings().weight.shape[0], corpus, hidden, torch.arange(len(labels)), labels)
 
     def logits(self, hypernet: Hypernet, source: torch.Tensor, base_vocab: Vocabulary, fallback: torch.Tensor,
                features: torch.Tensor, labels: torch.Tensor, others: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,6 +184,12 @@ class HeadTask:
         column[torch.cat([self.copied, chosen])] = torch.arange(len(self.copied) + len(chosen))
         keep = column[labels] >= 0
         return features[keep] @ rows.T + correction, column[labels[keep]]
+
+
+def _window(text: str, size: int, generator: torch.Generator) -> str:
+    """``size`` characters of ``text`` from a random start (all of it if it is shorter)."""
+    start = int(torch.randint(max(1, len(text) - size), (), generator=generator))
+    return text[start : start + size]
 
 
 def _learning_rate_factor(step: int, config: HeadTrainConfig) -> float:
@@ -175,11 +220,13 @@ def with_tied_head(hypernet: Hypernet, source: torch.Tensor) -> Hypernet:
 
 def train_head(
     model: str | Path, corpora: list[str | Path], out: str | Path, *, hypernet: str | Path | Hypernet | None = None,
-    overwrite: bool = False, progress: bool = True, **options,
+    tokenizers: list | None = None, overwrite: bool = False, progress: bool = True, **options,
 ) -> Path:
     """Give the hypernetwork of a tied ``model`` a head predictor trained on ``corpora`` and write it
     to ``out``. ``hypernet``: the one to extend (a directory, a loaded one, or None: the built-in
-    one that matches the model, else an untrained one, i.e. fvt for the input rows)."""
+    one that matches the model, else an untrained one, i.e. fvt for the input rows).
+    ``tokenizers``: real tokenizers (paths, hub names or loaded ones) trained on beside the
+    sampled ones, each with every corpus."""
     known = {f.name for f in dataclasses.fields(HeadTrainConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -187,12 +234,15 @@ def train_head(
     config = HeadTrainConfig(**options)
     if min(config.steps, config.batch_size, config.tasks_per_step, config.tokenizers_per_corpus) < 1 or config.feature_tokens < 2:
         raise TransplantError("steps, batch size, tasks per step and tokenizers per corpus must be at least 1, feature tokens at least 2")
-    inputs = [model, *corpora] + ([hypernet] if isinstance(hypernet, (str, Path)) else [])
+    if config.features not in FEATURE_KINDS:
+        raise TransplantError(f"features must be one of {', '.join(FEATURE_KINDS)}, not {config.features!r}")
+    tokenizers = list(tokenizers or [])
+    inputs = [model, *corpora, *(t for t in tokenizers if isinstance(t, (str, Path)))] + ([hypernet] if isinstance(hypernet, (str, Path)) else [])
     with OutputClaim(out, inputs=inputs, overwrite=overwrite) as output:
-        return _train_head(model, [Path(c) for c in corpora], output, hypernet, config, progress)
+        return _train_head(model, [Path(c) for c in corpora], tokenizers, output, hypernet, config, progress)
 
 
-def _train_head(model, corpora: list[Path], output: OutputClaim, given, config: HeadTrainConfig, progress: bool) -> Path:
+def _train_head(model, corpora: list[Path], real_tokenizers: list, output: OutputClaim, given, config: HeadTrainConfig, progress: bool) -> Path:
     from transplant.evaluate import read_text
     from transplant.loading import load_model, load_tokenizer
     from transplant.vocab.families import FAMILIES
@@ -200,6 +250,7 @@ def _train_head(model, corpora: list[Path], output: OutputClaim, given, config: 
     from .training import TrainConfig, _new_hypernet
 
     base_tokenizer = load_tokenizer(model)
+    real_tokenizers = [load_tokenizer(t) if isinstance(t, (str, Path)) else t for t in real_tokenizers]
     base_model = load_model(model, causal_for="the head predictor")
     base_model.eval()
     embeddings, head = base_model.get_input_embeddings(), base_model.get_output_embeddings()
@@ -221,21 +272,32 @@ def _train_head(model, corpora: list[Path], output: OutputClaim, given, config: 
     fallback = source[token_ids].mean(0)
 
     started = time.perf_counter()
-    features = [base_features(base_model, base_tokenizer, read_text(path, config.feature_tokens * 16), config.feature_tokens, progress) for path in corpora]
-    del base_model, embeddings, head  # only its features and embedding rows are needed from here on
+    texts = [read_text(path, config.feature_tokens * 16) for path in corpora]
+    if config.features == "source":
+        features = [base_features(base_model, base_tokenizer, text, config.feature_tokens, progress) for text in texts]
+        texts = [corpus_features.text for corpus_features in features]
     sampler = UnigramSampler(base_tokenizer, config.sampled_vocab_size, families=tuple(config.families or FAMILIES))
     generator = torch.Generator().manual_seed(config.seed)
     tasks = []
-    for corpus, corpus_features in enumerate(tqdm(features, desc="head tokenizers", unit="corpus", disable=not progress)):
-        for _ in range(config.tokenizers_per_corpus):
-            text = corpus_features.text
-            start = int(torch.randint(max(1, len(text) - config.tokenizer_text_bytes), (), generator=generator))
-            tokenizer = sampler.sample(text[start : start + config.tokenizer_text_bytes], generator)
-            task = HeadTask(tokenizer, base_vocab, len(source), corpus, corpus_features)
-            if len(task.labels):
-                tasks.append(task)
+    per_corpus = config.tokenizers_per_corpus + len(real_tokenizers)
+    with tqdm(total=len(texts) * per_corpus, desc=f"head tokenizers ({config.features} features)", unit="tokenizer", disable=not progress) as bar:
+        for corpus, text in enumerate(texts):
+            for index in range(per_corpus):
+                if index < len(real_tokenizers):
+                    tokenizer = real_tokenizers[index]
+                else:
+                    tokenizer = sampler.sample(_window(text, config.tokenizer_text_bytes, generator), generator)
+                if config.features == "source":
+                    task = HeadTask.from_source_features(tokenizer, base_vocab, len(source), corpus, features[corpus])
+                else:  # a window of its own per tokenizer: the contexts differ from one tokenizer to the next
+                    window = _window(text, config.feature_tokens * 8, generator)
+                    task = HeadTask.from_spelled_text(tokenizer, base_tokenizer, base_vocab, base_model, corpus, window, config.feature_tokens)
+                if len(task.labels):
+                    tasks.append(task)
+                bar.update()
+    del base_model, embeddings, head  # only the features and embedding rows are needed from here on
     if not tasks:
-        raise TransplantError("no sampled tokenizer shares a word start with the base tokenizer in this text")
+        raise TransplantError("no sampled tokenizer gives a single example in this text: give more text")
 
     trained = [p for name, p in hypernet.named_parameters() if "output" in name.split(".")]
     for name, parameter in hypernet.named_parameters():
@@ -250,7 +312,7 @@ def _train_head(model, corpora: list[Path], output: OutputClaim, given, config: 
         for _ in range(config.tasks_per_step):  # the step's gradient averages over several tokenizers and languages
             task = tasks[int(torch.randint(len(tasks), (), generator=step_random))]
             pick = torch.randint(len(task.labels), (config.batch_size,), generator=step_random)
-            batch = features[task.corpus].hidden[task.positions[pick]].float()
+            batch = task.hidden[task.positions[pick]].float()
             logits, labels = task.logits(hypernet, source, base_vocab, fallback, batch, task.labels[pick], config.sampled_others, step_random)
             loss = loss + F.cross_entropy(logits, labels) / config.tasks_per_step
             corpora_seen.append(task.corpus)
@@ -264,6 +326,7 @@ def _train_head(model, corpora: list[Path], output: OutputClaim, given, config: 
         log.append({"step": step + 1, "loss": loss.item(), "corpora": corpora_seen, "seconds": round(time.perf_counter() - started, 2)})
     hypernet.eval()
     hypernet.config = dataclasses.replace(hypernet.config, base_model=f"{hypernet.config.base_model}; head predictor trained on {', '.join(p.name for p in corpora)}")
-    training = {"model": str(model), "corpora": [str(c) for c in corpora], **asdict(config)}
+    real = [getattr(t, "name_or_path", "in memory") for t in real_tokenizers]
+    training = {"model": str(model), "corpora": [str(c) for c in corpora], "tokenizers": real, **asdict(config)}
     extra = {LOG_FILE: "".join(json.dumps(r) + "\n" for r in log), "head_training.json": json.dumps(training, indent=1) + "\n"}
     return save(hypernet, output, extra_files=extra)

@@ -13,21 +13,22 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 import hypernet
-from hypernet.head_training import HeadTask, base_features, examples, train_head, with_tied_head
+from hypernet.head_training import HeadTask, base_features, examples, spelled_examples, train_head, with_tied_head
 from hypernet.model import predict
 from transplant.cli import main
 from transplant.core import convert
 from transplant.errors import TransplantError
 from transplant.loading import load_model, load_tokenizer
-from transplant.vocab import Vocabulary
+from transplant.tokendistill.snippets import start_of_text
+from transplant.vocab import Vocabulary, build_mapping
 
-QUICK = dict(steps=40, tasks_per_step=2, batch_size=64, sampled_others=32, learning_rate=3e-3, warmup_steps=2, feature_tokens=1500,
+QUICK = dict(steps=40, tasks_per_step=2, batch_size=64, sampled_others=32, learning_rate=3e-3, warmup_steps=2, feature_tokens=6000,
              tokenizers_per_corpus=2, sampled_vocab_size=400, tokenizer_text_bytes=6000)
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return tiny.text_file(tmp_path_factory.mktemp("corpus") / "de.txt", 0, 1500)
+    return tiny.text_file(tmp_path_factory.mktemp("corpus") / "de.txt", 0, 300)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,8 @@ def small_hypernet(tmp_path_factory, llama):
 
 
 @pytest.fixture(scope="module")
-def with_head(tmp_path_factory, llama, corpus, small_hypernet):
-    return train_head(llama, [corpus], tmp_path_factory.mktemp("head") / "hn", hypernet=small_hypernet, progress=False, **QUICK)
+def with_head(tmp_path_factory, llama, corpus, small_hypernet, target_tokenizer):
+    return train_head(llama, [corpus], tmp_path_factory.mktemp("head") / "hn", hypernet=small_hypernet, tokenizers=[target_tokenizer], progress=False, **QUICK)
 
 
 def test_with_the_base_tokenizer_every_feature_predicts_the_next_base_token(llama, source_tokenizer, corpus):
@@ -51,6 +52,25 @@ def test_with_the_base_tokenizer_every_feature_predicts_the_next_base_token(llam
     # the features are what the head multiplies: they give the model's own logits
     logits = model(input_ids=torch.tensor([ids[:300]])).logits[0]
     torch.testing.assert_close(features.hidden[:100].float() @ model.lm_head.weight.T, logits[:100], atol=2e-2, rtol=1e-2)
+
+
+def test_spelled_examples_are_the_models_states_over_the_text_in_source_pieces(llama, source_tokenizer, target_tokenizer, corpus):
+    model = load_model(llama)
+    text = corpus.read_text()[:3000]
+    mapping = build_mapping(Vocabulary.from_tokenizer(source_tokenizer), Vocabulary.from_tokenizer(target_tokenizer), progress=False)
+    hidden, labels = spelled_examples(model, source_tokenizer, target_tokenizer, mapping, text, 120)
+    # the reference: the first segment's target tokens written out in source pieces by hand, one pass
+    target_ids = target_tokenizer(text, add_special_tokens=False)["input_ids"][:120]
+    spelled, before = list(start_of_text(source_tokenizer)), []
+    for token in target_ids:
+        pieces = [mapping.matches[token]] if mapping.matches[token] >= 0 else mapping.pieces[token]
+        if spelled:
+            before.append(len(spelled) - 1)
+        spelled += pieces
+    assert len(labels) == 120 and labels.tolist() == target_ids[len(target_ids) - len(before):]
+    states = model.base_model(input_ids=torch.tensor([spelled])).last_hidden_state[0, before]
+    torch.testing.assert_close(hidden.float(), states, atol=1e-2, rtol=1e-2)
+    assert hidden.dtype == torch.float16
 
 
 def test_an_untrained_head_predictor_is_fvt_and_leaves_the_input_kind(llama, small_hypernet, target_tokenizer, mapping):
@@ -71,14 +91,14 @@ def test_training_lowers_the_regression_loss_and_keeps_the_input_kind(llama, cor
         assert torch.equal(tensor, after_state[name]), name
     log = [json.loads(line) for line in (with_head / "head_log.jsonl").read_text().splitlines()]
     assert len(log) == QUICK["steps"]
-    # on a tokenizer training never saw: the softmax regression loss with predicted head rows
+    # on the real tokenizer it trained on beside the sampled ones (a random model's states tell too little to
+    # generalise to new tokenizers): the softmax regression loss with predicted head rows, on its spelled examples
     model = load_model(llama)
     source = model.get_input_embeddings().weight.detach().float()
-    features = base_features(model, source_tokenizer, corpus.read_text(), 1500, progress=False)
     base_vocab = Vocabulary.from_tokenizer(source_tokenizer)
-    task = HeadTask(target_tokenizer, base_vocab, len(source), 0, features)
+    task = HeadTask.from_spelled_text(target_tokenizer, source_tokenizer, base_vocab, model, 0, corpus.read_text(), 6000)
     fallback = source.mean(0)
-    batch = features.hidden[task.positions].float()
+    batch = task.hidden[task.positions].float()
     losses = []
     for net in (with_tied_head(before, source), after):
         with torch.no_grad():
@@ -106,13 +126,19 @@ def test_convert_unties_the_head_with_predicted_rows(tmp_path, llama, with_head,
     assert torch.equal(head[copied], inputs[copied])  # copied tokens keep the tied row in both places
 
 
-def test_cli_and_one_line_errors(tmp_path, llama, corpus, small_hypernet, source_tokenizer, monkeypatch):
+def test_cli_and_one_line_errors(tmp_path, llama, corpus, small_hypernet, source_tokenizer, target_tokenizer, monkeypatch):
     runner = CliRunner()
     args = ["hypernet", "train-head", str(llama), "--corpus", str(corpus), "--hypernet", str(small_hypernet), "--steps", "3",
             "--feature-tokens", "800", "--sampled-vocab-size", "400", "--quiet"]
     result = runner.invoke(main, [*args, "-o", str(tmp_path / "hn")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "hn" / "hypernet.json").read_text())["kinds"] == ["input", "output"]
+    # the other kind of features, and a real tokenizer beside the sampled ones
+    target_tokenizer.save_pretrained(tmp_path / "target")
+    result = runner.invoke(main, [*args, "--features", "source", "--tokenizer", str(tmp_path / "target"), "-o", str(tmp_path / "hn-source")])
+    assert result.exit_code == 0, result.output
+    training = json.loads((tmp_path / "hn-source" / "head_training.json").read_text())
+    assert training["features"] == "source" and training["tokenizers"] == [str(tmp_path / "target")]
     monkeypatch.setenv("TRANSPLANT_HYPERNETS", str(tmp_path))
     listed = runner.invoke(main, ["hypernet", "list"]).output
     assert any(line.startswith("hn ") and "input+head (untied)" in line for line in listed.splitlines()), listed

@@ -504,7 +504,12 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, families,
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output hypernetwork directory (written at the end, atomically).")
 @click.option("--hypernet", "given", type=click.Path(path_type=Path), default=None, help="Hypernetwork to extend (default: the built-in one for MODEL, else fvt's input rows).")
 @click.option("--steps", type=POSITIVE, default=None, help="Training steps (default 400).")
-@click.option("--feature-tokens", type=click.IntRange(min=2), default=None, help="Base tokens of each corpus the model reads once for its features (default 40000).")
+@click.option("--tokenizer", "tokenizers", multiple=True, help="Also train on this real tokenizer, with every corpus (repeatable).")
+@click.option("--features", type=click.Choice(["spelled", "source"]), default=None,
+              help="Where the model's hidden states come from: each sampled tokenizer's text written in source pieces, one pass per "
+                   "tokenizer (spelled, the default), or each corpus in the model's own tokens, one pass per corpus (source).")
+@click.option("--feature-tokens", type=click.IntRange(min=2), default=None,
+              help="Tokens of text the model reads for features: per sampled tokenizer (spelled) or per corpus (source) (default 40000).")
 @click.option("--tokenizers-per-corpus", type=POSITIVE, default=None, help="Sampled tokenizers per corpus (default 6).")
 @click.option("--tasks-per-step", type=POSITIVE, default=None, help="Sampled tokenizers (each with its corpus) whose losses one step averages (default 4).")
 @click.option("--sampled-vocab-size", type=POSITIVE, default=None, help="Size of the sampled vocabularies (default 16384).")
@@ -513,13 +518,13 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, families,
 @click.option("--overwrite", is_flag=True, help="Replace OUT.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_trust_remote_code_option
-def hypernet_train_head(model, corpora, out, given, overwrite, quiet, **options):
+def hypernet_train_head(model, corpora, out, given, tokenizers, overwrite, quiet, **options):
     """Give the hypernetwork of a tied MODEL a head predictor: new tokens get head rows of their own,
     learned from the model's hidden states on the text (the converted model's head is untied)."""
     from hypernet.head_training import train_head
 
     options = {key: value for key, value in options.items() if value is not None}
-    written = train_head(model, list(corpora), out, hypernet=given, overwrite=overwrite, progress=not quiet, **options)
+    written = train_head(model, list(corpora), out, hypernet=given, tokenizers=list(tokenizers), overwrite=overwrite, progress=not quiet, **options)
     click.echo(f"wrote {written}; use it with: transplant convert {model} NEW_TOKENIZER -o OUT --method hypernet --hypernet {written}")
 
 

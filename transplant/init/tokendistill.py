@@ -163,7 +163,7 @@ class TokenDistillInit(Initializer):
 
     def _distill(self, inputs: InitInputs, target_ids: list[int], values: torch.Tensor, names: list[str]) -> None:
         from ..evaluate import read_text
-        from ..tokendistill.snippets import TokenizedText, by_frequency, distillable, source_spelling
+        from ..tokendistill.snippets import TokenizedText, by_frequency, distillable, source_spelling, start_of_text
         from ..tokendistill.trainer import distill_rows
 
         if inputs.model is None:
@@ -194,7 +194,7 @@ class TokenDistillInit(Initializer):
             head_kind = "input" if self._untied_a_tied_head else "output"  # as in rows()
             head_inputs = InitInputs(inputs.mapping, source_head, head_kind, inputs.generator, inputs.progress, model=access)
             head_matrix, _ = self.init_method.initialize(head_inputs, len(inputs.mapping.target))
-        start = _start_of_text(access.source_tokenizer)
+        start = start_of_text(access.source_tokenizer)
         outcome = distill_rows(
             model, text, spelling, tokens, init_rows, self.settings(), head_matrix=head_matrix if head == "ntp" else None, prefix=start,
             run_dir=access.run_dir, resume=o.resume, progress=inputs.progress,
@@ -243,11 +243,3 @@ class TokenDistillInit(Initializer):
         )
         self._fit_details = {"examples": len(labels), "epoch_losses": [round(x, 4) for x in losses], "seconds": round(time.perf_counter() - started, 2)}
         return list(target_ids), rows
-
-
-def _start_of_text(tokenizer) -> list[int]:
-    """The token every snippet starts with, as in scoring (bos, else eos): it anchors attention."""
-    for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
-        if token_id is not None:
-            return [token_id]
-    return []

@@ -59,6 +59,14 @@ class TokenizedText:
         return (int(self.bounds[segment - 1]) if segment else 0), int(self.bounds[segment])
 
 
+def start_of_text(tokenizer) -> list[int]:
+    """The token every snippet starts with, as in scoring (bos, else eos): it anchors attention."""
+    for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return [token_id]
+    return []
+
+
 def source_spelling(mapping: VocabMapping, source_rows: int) -> list[list[int]]:
     """Target id -> the source ids that stand for it in a teacher context ([] where none can)."""
     out = []
