@@ -9,6 +9,7 @@
     python bench/shipped_hypernet.py train-head --threads 2   # the built-in one + a head predictor -> bench/out/shipped/with-head
     python bench/shipped_hypernet.py ship --from bench/out/shipped/with-head   # ... into the package
     python bench/shipped_hypernet.py head-curve         # bench/shipped_hypernet_head.png from its log
+    python bench/shipped_hypernet.py graft --from DIR --head-from DIR --out DIR   # one's input part + another's head part
 
 Training: the ``*.train.txt`` of ``--train-languages`` in ../shared/corpus (``*.test.txt`` is
 never read here except by ``measure``), one language per step drawn with p ~ bytes ** 0.3
@@ -126,6 +127,18 @@ def run_train_head(args) -> None:
     started = time.perf_counter()
     out = train_head(str(smollm2_gguf()), corpora, args.out, hypernet=args.hypernet, overwrite=True, progress=True, **options)
     print(f"wrote {out} in {time.perf_counter() - started:.0f} s")
+
+
+def run_graft(args) -> None:
+    """``--from``'s input part with ``--head-from``'s head part, written to ``--out`` (the head
+    part's training record and log go with it): an input part retrained later keeps the head part."""
+    from hypernet.head_training import LOG_FILE, with_head_of
+
+    head_dir = args.head_from
+    combined = with_head_of(hypernet.load(args.source or OUT / "hypernet"), hypernet.load(head_dir))
+    extra = {name: (head_dir / name).read_text() for name in (LOG_FILE, "head_training.json") if (head_dir / name).is_file()}
+    hypernet.save(combined, args.out, overwrite=True, extra_files=extra)
+    print(f"wrote {args.out}: the input part of {args.source or OUT / 'hypernet'}, the head part of {head_dir}")
 
 
 def run_finish(args) -> None:
@@ -335,7 +348,7 @@ def _running_mean(values: list[float], window: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "train-head", "finish", "ship", "measure", "predict-time", "curve", "head-curve"])
+    parser.add_argument("command", choices=["train", "train-head", "graft", "finish", "ship", "measure", "predict-time", "curve", "head-curve"])
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--train-languages", default=",".join(LANGUAGES), help="train: corpora to train on (the first one's tail is the held-out curve)")
     parser.add_argument("--max-minutes", type=float, default=None, help="train: end this piece at the first checkpoint after this long")
@@ -347,14 +360,15 @@ def main() -> None:
     parser.add_argument("--other-family", default="de", help="languages measured with a SuperBPE tokenizer too (a family no training step samples)")
     parser.add_argument("--hypernet", type=Path, default=None, help="measure, train-head: this hypernetwork instead of the built-in one")
     parser.add_argument("--features", choices=["spelled", "source"], default=None, help="train-head: kind of features (default: train-head's)")
-    parser.add_argument("--out", type=Path, default=OUT / "with-head", help="train-head: output directory")
+    parser.add_argument("--out", type=Path, default=OUT / "with-head", help="train-head, graft: output directory")
+    parser.add_argument("--head-from", type=Path, default=None, help="graft: the hypernetwork whose head part to take")
     parser.add_argument("--feature-tokens", type=int, default=None, help="train-head: base tokens of features per language (default: train-head's)")
     parser.add_argument("--tokenizers-per-corpus", type=int, default=None, help="train-head: sampled tokenizers per language (default: train-head's)")
-    parser.add_argument("--from", dest="source", type=Path, default=None, help="ship: this hypernetwork directory (default bench/out/shipped/hypernet)")
+    parser.add_argument("--from", dest="source", type=Path, default=None, help="ship, graft: this hypernetwork directory (default bench/out/shipped/hypernet)")
     parser.add_argument("--vocab-size", type=int, default=150_000, help="predict-time: size of the vocabulary")
     parser.add_argument("--summary", type=Path, default=ROOT / "bench" / "shipped_hypernet.json")
     args = parser.parse_args()
-    commands = {"train": run_train, "train-head": run_train_head, "finish": run_finish, "ship": run_ship, "measure": run_measure, "predict-time": run_predict_time, "curve": run_curve, "head-curve": run_head_curve}
+    commands = {"train": run_train, "train-head": run_train_head, "graft": run_graft, "finish": run_finish, "ship": run_ship, "measure": run_measure, "predict-time": run_predict_time, "curve": run_curve, "head-curve": run_head_curve}
     commands[args.command](args)
 
 

@@ -218,6 +218,34 @@ def with_tied_head(hypernet: Hypernet, source: torch.Tensor) -> Hypernet:
     return extended
 
 
+def is_head_part(name: str) -> bool:
+    """Whether a state-dict entry belongs to the "output" kind (the head part)."""
+    return "output" in name.split(".") or name in ("mean_output", "std_output")
+
+
+def with_head_of(hypernet: Hypernet, donor: Hypernet) -> Hypernet:
+    """``hypernet``'s input part with ``donor``'s head part: both parts read the same tied rows
+    through encoders of their own, so a head part trained on one input part serves any other of
+    the same base model and shape (an input part retrained later keeps the head already trained)."""
+    mine, theirs = hypernet.config, donor.config
+    if not theirs.tied_head or "output" not in theirs.own_encoders:
+        raise TransplantError("the donor hypernetwork has no head predictor for a tied model")
+    shape = ("embedding_dim", "source_rows", "max_pieces", "width", "layers", "heads", "weighting")
+    if mine.fingerprints.get("input") != theirs.fingerprints.get("input") or any(getattr(mine, k) != getattr(theirs, k) for k in shape):
+        raise TransplantError("the two hypernetworks belong to different base models or differ in shape")
+    input_part = {name: tensor for name, tensor in hypernet.state_dict().items() if not is_head_part(name)}
+    head_part = {name: tensor for name, tensor in donor.state_dict().items() if is_head_part(name)}
+    config = dataclasses.replace(
+        mine, kinds=[k for k in mine.kinds if k != "output"] + ["output"], tied_head=True,
+        own_encoders=[k for k in mine.own_encoders if k != "output"] + ["output"],
+        fingerprints={**mine.fingerprints, "output": theirs.fingerprints["output"]},
+        base_model=f"{mine.base_model.split(';')[0]};{theirs.base_model.split(';', 1)[1]}" if ";" in theirs.base_model else mine.base_model,
+    )
+    combined = Hypernet(config)
+    combined.load_state_dict({**input_part, **head_part})
+    return combined.eval()
+
+
 def train_head(
     model: str | Path, corpora: list[str | Path], out: str | Path, *, hypernet: str | Path | Hypernet | None = None,
     tokenizers: list | None = None, overwrite: bool = False, progress: bool = True, **options,

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 import hypernet
-from hypernet.head_training import HeadTask, base_features, examples, spelled_examples, train_head, with_tied_head
+from hypernet.head_training import HeadTask, base_features, examples, spelled_examples, train_head, with_head_of, with_tied_head
 from hypernet.model import predict
 from transplant.cli import main
 from transplant.core import convert
@@ -105,6 +105,24 @@ def test_training_lowers_the_regression_loss_and_keeps_the_input_kind(llama, cor
             logits, labels = task.logits(net, source, base_vocab, fallback, batch, task.labels, len(task.new), torch.Generator())
         losses.append(torch.nn.functional.cross_entropy(logits, labels).item())
     assert losses[1] < losses[0] - 0.05, losses
+
+
+def test_a_head_part_moves_onto_another_input_part(llama, small_hypernet, with_head, mapping):
+    other = hypernet.load(small_hypernet)
+    with torch.no_grad():  # another input part: a non-zero residual, unlike the donor's
+        torch.nn.init.normal_(other.heads["input"].weight, std=0.05)
+    donor = hypernet.load(with_head)
+    combined = with_head_of(other, donor)
+    assert combined.config.kinds == ["input", "output"] and combined.config.tied_head and combined.config.own_encoders == ["output"]
+    source = load_model(llama).get_input_embeddings().weight.detach().float()
+    decompositions = [mapping.pieces[t] for t in range(len(mapping.target))]
+    torch.testing.assert_close(predict(combined, mapping.source, decompositions, source, "input"), predict(other, mapping.source, decompositions, source, "input"))
+    torch.testing.assert_close(predict(combined, mapping.source, decompositions, source, "output"), predict(donor, mapping.source, decompositions, source, "output"))
+    assert not torch.equal(predict(combined, mapping.source, decompositions, source, "input"), predict(donor, mapping.source, decompositions, source, "input"))
+    with pytest.raises(TransplantError, match="no head predictor"):
+        with_head_of(donor, other)
+    with pytest.raises(TransplantError, match="differ in shape"):
+        with_head_of(hypernet.create(llama, width=16, layers=1, heads=2), donor)
 
 
 def test_convert_unties_the_head_with_predicted_rows(tmp_path, llama, with_head, target_tokenizer, mapping):
