@@ -89,6 +89,7 @@ def train(
     out: str | Path,
     *,
     tokenizers: list | None = None,
+    head_part: str | Path | Hypernet | None = None,
     eval_text: str | Path | None = None,
     eval_tokenizer=None,
     resume: bool = False,
@@ -105,6 +106,9 @@ def train(
     the steps). Held-out evaluation uses ``eval_text`` (default: the first corpus's last lines,
     never trained on) tokenized by
     ``eval_tokenizer`` (default: a sampled tokenizer from a seed no training step uses).
+    ``head_part``: for a tied model, a hypernetwork with a head predictor (``train_head``) whose
+    head part the LM loss uses for the new tokens' head rows, fixed, so that the input part
+    learns input rows only; the result carries both parts.
     Checkpoints and the log live in ``OUT.run/``; ``resume`` continues from its last checkpoint.
     ``callback(step, record)`` is called after every step (timing, tests).
     """
@@ -121,13 +125,13 @@ def train(
     if config.batch_size < processes.num_processes:
         raise TransplantError(f"--batch-size ({config.batch_size}) must be at least the {processes.num_processes} processes that share its rows")
     if not processes.is_main_process:  # under a distributed launcher: only the main process writes
-        return _train(model, corpora, Path(out), None, config, tokenizers, eval_text, eval_tokenizer, resume, overwrite, False, callback)
-    inputs = [model, *corpora, eval_text, eval_tokenizer, *(tokenizers or [])]
+        return _train(model, corpora, Path(out), None, config, tokenizers, eval_text, eval_tokenizer, resume, overwrite, False, callback, head_part)
+    inputs = [model, *corpora, eval_text, eval_tokenizer, *(tokenizers or [])] + ([head_part] if isinstance(head_part, (str, Path)) else [])
     with OutputClaim(out, inputs=inputs, overwrite=overwrite) as output:
-        return _train(model, corpora, Path(out), output, config, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback)
+        return _train(model, corpora, Path(out), output, config, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback, head_part)
 
 
-def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainConfig, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback) -> Path:
+def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainConfig, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback, head_part=None) -> Path:
     """The run; ``output`` is None on every process but the main one, which alone writes."""
     from transplant.loading import load_model, load_tokenizer
 
@@ -175,8 +179,11 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
 
     # --- the hypernetwork, optimiser and schedule, on accelerate
     hypernet = _new_hypernet(str(model), sources, config)
+    if head_part is not None:
+        hypernet = _with_fixed_head_part(hypernet, head_part, embeddings, tied, str(model))
+    trainable = [parameter for parameter in hypernet.parameters() if parameter.requires_grad]
     accelerator = make_accelerator(config.seed, config.mixed_precision)
-    optimizer = torch.optim.AdamW(hypernet.parameters(), lr=config.learning_rate, betas=(0.9, 0.95), weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, betas=(0.9, 0.95), weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _learning_rate_factor(step, config))
     hypernet, optimizer, schedule = accelerator.prepare(hypernet, optimizer, schedule)
     hypernet_module = accelerator.unwrap_model(hypernet)  # for its config and for evaluation
@@ -195,6 +202,7 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
         "model": input_fingerprint(model),
         "corpora": [input_fingerprint(c) for c in corpora],
         "tokenizers": [input_fingerprint(t) if isinstance(t, (str, Path)) else "in memory" for t in tokenizers or []],
+        **({"head_part": input_fingerprint(head_part) if isinstance(head_part, (str, Path)) else "in memory"} if head_part is not None else {}),
     }
     if checkpoint is not None:
         refuse_other_inputs(run_dir / INPUTS_FILE, fingerprints)
@@ -215,7 +223,8 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
         run_dir.mkdir(parents=True, exist_ok=True)
         if checkpoint is None:
             remember_inputs(run_dir / INPUTS_FILE, fingerprints)
-        (run_dir / TRAINING_FILE).write_text(json.dumps({"model": str(model), "corpora": [str(c) for c in corpora], **asdict(config)}, indent=1) + "\n")
+        head_label = {"head_part": str(head_part) if isinstance(head_part, (str, Path)) else "in memory"} if head_part is not None else {}
+        (run_dir / TRAINING_FILE).write_text(json.dumps({"model": str(model), "corpora": [str(c) for c in corpora], **head_label, **asdict(config)}, indent=1) + "\n")
     processes.wait_for_everyone()
     mine = slice(processes.process_index, None, processes.num_processes)  # this process's text rows
 
@@ -257,6 +266,9 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
                 active, local = _active_tokens(ids, len(mapping.target), config.vocab_subsample, generator)
                 with accelerator.autocast():
                     rows = _vocabulary_rows(hypernet, hypernet_module, mapping, active, sources, base_vocab, config.max_pieces, device)
+                    if head_part is not None:  # the fixed head part's rows: a tied model's head of its own
+                        with torch.no_grad():
+                            rows |= _vocabulary_rows(hypernet, hypernet_module, mapping, active, {"output": sources["input"]}, base_vocab, config.max_pieces, device)
                     # every process predicts the same rows; each runs the model on its share of
                     # the text and takes its share of the whole batch's mean loss
                     logits = lm_logits(base_model, rows, local[mine].to(device), mask[mine].to(device))
@@ -274,7 +286,7 @@ def _train(model, corpora, out: Path, output: OutputClaim | None, config: TrainC
                 whole = lm_loss.item() + config.reconstruction_weight * rebuilt.item()
                 record.update(corpus=corpus, family=mapping.target.style.family, loss=whole, lm_loss=lm_loss.item(), reconstruction=rebuilt.item(), tokens=tokens, vocabulary=len(mapping.target), softmax=len(active))
             accelerator.backward(loss)
-            record["grad_norm"] = float(accelerator.clip_grad_norm_(hypernet.parameters(), config.max_grad_norm))
+            record["grad_norm"] = float(accelerator.clip_grad_norm_(trainable, config.max_grad_norm))
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
@@ -341,6 +353,22 @@ def _new_hypernet(label: str, sources: dict[str, torch.Tensor], config: TrainCon
     return hypernet
 
 
+def _with_fixed_head_part(hypernet: Hypernet, head_part, embeddings: torch.Tensor, tied: bool, label: str) -> Hypernet:
+    """``hypernet`` with the head part of ``head_part`` (a directory or a loaded hypernetwork),
+    frozen: only the input part trains."""
+    from .head_training import is_head_part, with_head_of
+    from .io import check_base, load
+
+    if not tied:
+        raise TransplantError(f"{label} has an untied head, which the hypernetwork predicts itself: --head-from is for tied models")
+    donor = load(head_part) if isinstance(head_part, (str, Path)) else head_part
+    check_base(donor, embeddings, "input")
+    combined = with_head_of(hypernet, donor)
+    for name, parameter in combined.named_parameters():
+        parameter.requires_grad_(not is_head_part(name))
+    return combined
+
+
 def _check_supported(model, label: str) -> None:
     """The hypernetwork predicts embedding and head rows; a model with other vocabulary-sized
     weights (a head bias, BART's final_logits_bias) or no head is refused in one line."""
@@ -360,14 +388,16 @@ def lm_logits(model, rows: dict[str, torch.Tensor], ids: torch.Tensor, attention
     its body plus a matrix product) keeps what it does around the vocabulary: Gemma's embedding
     scale, OPT's projections, logit soft-capping."""
     embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
-    names = {id(parameter): name for name, parameter in model.named_parameters()}
-    replacement = {names[id(embeddings.weight)]: rows["input"]}  # a tied head follows its embedding
+    modules = {id(module): name for name, module in model.named_modules()}
+    replacement = {f"{modules[id(embeddings)]}.weight": rows["input"]}  # a tied head follows its embedding...
     if "output" in rows:
-        replacement[names[id(head.weight)]] = rows["output"]
+        replacement[f"{modules[id(head)]}.weight"] = rows["output"]
+    # ... unless it gets rows of its own (an untied head, or a tied model's head part): untie for this call
+    tie_weights = "output" not in rows
     # the pad id names a row of the full vocabulary, not of these rows; it only masks gradients
     padding, embeddings.padding_idx = getattr(embeddings, "padding_idx", None), None
     try:
-        output = torch.func.functional_call(model, replacement, args=(), kwargs={"input_ids": ids, "attention_mask": attention_mask})
+        output = torch.func.functional_call(model, replacement, args=(), kwargs={"input_ids": ids, "attention_mask": attention_mask}, tie_weights=tie_weights)
     finally:
         if padding is not None:
             embeddings.padding_idx = padding

@@ -125,6 +125,44 @@ def test_a_head_part_moves_onto_another_input_part(llama, small_hypernet, with_h
         with_head_of(hypernet.create(llama, width=16, layers=1, heads=2), donor)
 
 
+def test_lm_logits_give_a_tied_model_a_head_of_its_own_for_one_call(llama, source_tokenizer):
+    from hypernet.training import lm_logits
+
+    model = load_model(llama)
+    tied = model.get_input_embeddings().weight
+    before = tied.detach().clone()
+    generator = torch.Generator().manual_seed(0)
+    rows = {"input": torch.randn(50, tied.shape[1], generator=generator), "output": torch.randn(50, tied.shape[1], generator=generator)}
+    ids = torch.randint(50, (2, 12), generator=generator)
+    mask = torch.ones_like(ids)
+    logits = lm_logits(model, rows, ids, mask)
+    # the reference: the body over the input rows, then the output rows as the head
+    hidden = model.model(inputs_embeds=rows["input"][ids], attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(logits, hidden @ rows["output"].T)
+    tied_only = lm_logits(model, {"input": rows["input"]}, ids, mask)  # without "output" the head follows the input rows
+    torch.testing.assert_close(tied_only, hidden @ rows["input"].T)
+    assert model.lm_head.weight is model.get_input_embeddings().weight and torch.equal(tied, before)
+
+
+def test_input_part_trained_against_a_fixed_head_part(tmp_path, llama, corpus, with_head, target_tokenizer, mapping):
+    options = dict(width=32, layers=1, heads=2, batch_size=4, block_size=32, sampled_vocab_size=400, tokenizer_text_bytes=6000,
+                   identity_steps=0, max_steps=6, warmup_steps=1, learning_rate=3e-3, eval_every=100, checkpoint_every=100, vocab_subsample=64)
+    out = hypernet.train(llama, [corpus], tmp_path / "hn", head_part=with_head, progress=False, **options)
+    trained, donor = hypernet.load(out), hypernet.load(with_head)
+    assert trained.config.kinds == ["input", "output"] and trained.config.tied_head
+    source = load_model(llama).get_input_embeddings().weight.detach().float()
+    decompositions = [mapping.pieces[t] for t in range(len(mapping.target))]
+    # the head part is the donor's, untouched; the input part learned something (untrained it is fvt)
+    torch.testing.assert_close(predict(trained, mapping.source, decompositions, source, "output"), predict(donor, mapping.source, decompositions, source, "output"))
+    untrained = hypernet.create(llama, width=32, layers=1, heads=2)
+    assert not torch.allclose(predict(trained, mapping.source, decompositions, source, "input"), predict(untrained, mapping.source, decompositions, source, "input"))
+    assert json.loads((tmp_path / "hn.run" / "training.json").read_text())["head_part"] == str(with_head)
+    # an untied model has no tied head to give a head part to
+    qwen = tiny.tiny_model(tmp_path / "qwen", load_tokenizer(llama), "qwen2")
+    with pytest.raises(TransplantError, match="untied head"):
+        hypernet.train(qwen, [corpus], tmp_path / "q", head_part=with_head, progress=False, **options)
+
+
 def test_convert_unties_the_head_with_predicted_rows(tmp_path, llama, with_head, target_tokenizer, mapping):
     report = convert(llama, target_tokenizer, tmp_path / "out", "hypernet", hypernet=with_head, progress=False)
     assert "output" in report.rules

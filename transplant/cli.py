@@ -471,6 +471,9 @@ def hypernet():
 @click.option("--corpus-mixing", type=click.Choice(["step", "row"]), default=None, help="Several --corpus files: one per step (default), or one per text row with a tokenizer sampled from all of them.")
 @click.option("--eval-text", type=click.Path(path_type=Path), default=None, help="Held-out text for periodic bits per byte (default: the corpus's last lines, not trained on).")
 @click.option("--eval-tokenizer", default=None, help="Held-out tokenizer for evaluation (default: a sampled one no step trains on).")
+@click.option("--head-from", "head_part", type=click.Path(path_type=Path), default=None,
+              help="Tied MODEL: a hypernetwork with a head predictor (`hypernet train-head`); its head part, kept fixed, gives the "
+                   "new tokens' head rows, so only input rows are learned. OUT has both parts.")
 @click.option("--batch-size", type=POSITIVE, default=None, help="Text rows per step (default 8).")
 @click.option("--block-size", type=click.IntRange(min=2), default=None, help="Tokens per row (default 128).")
 @click.option("--identity-steps", type=NON_NEGATIVE, default=None, help="First steps that only rebuild base embeddings (default 100).")
@@ -480,7 +483,7 @@ def hypernet():
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None, help="Autocast the forward passes (default: bf16 on GPUs that support it, else no).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_trust_remote_code_option
-def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, families, eval_text, eval_tokenizer, quiet, **options):
+def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, families, eval_text, eval_tokenizer, head_part, quiet, **options):
     """Train a hypernetwork for MODEL on text tokenized by many sampled tokenizers."""
     from hypernet import train
 
@@ -488,7 +491,7 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, families,
     if families:
         options["families"] = list(families)
     written = train(
-        model, list(corpora), out, tokenizers=list(tokenizers) or None, eval_text=eval_text, eval_tokenizer=eval_tokenizer,
+        model, list(corpora), out, tokenizers=list(tokenizers) or None, head_part=head_part, eval_text=eval_text, eval_tokenizer=eval_tokenizer,
         resume=resume, overwrite=overwrite, progress=not quiet, **options,
     )
     from .training import process_state
