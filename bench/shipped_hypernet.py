@@ -1,6 +1,7 @@
 """The hypernetwork shipped for SmolLM2-135M: how it is trained, and how it does zero-shot.
 
     python bench/shipped_hypernet.py train --train-languages de,en,fr,es --max-minutes 22   # start or continue the long run
+    python bench/shipped_hypernet.py train --head-from hypernet/builtin/smollm2-135m   # the input part against a fixed head part
     python bench/shipped_hypernet.py finish             # the best checkpoint (held-out curve) -> bench/out/shipped/hypernet
     python bench/shipped_hypernet.py ship               # bench/out/shipped/hypernet -> hypernet/builtin/smollm2-135m
     python bench/shipped_hypernet.py measure --threads 2   # the table in README (8 languages + another family)
@@ -106,7 +107,7 @@ def run_train(args) -> None:
     from transplant.errors import TransplantError
 
     try:
-        hypernet.train(model, corpora, out, eval_tokenizer=language_tokenizer("de"), resume=resume, progress=True, callback=stop_at_checkpoint, **settings)
+        hypernet.train(model, corpora, out, eval_tokenizer=language_tokenizer("de"), head_part=args.head_from, resume=resume, progress=True, callback=stop_at_checkpoint, **settings)
     except TransplantError as stopped:
         print(f"stopped after {time.perf_counter() - started:.0f} s: {stopped}")
         return
@@ -156,6 +157,11 @@ def run_finish(args) -> None:
     step = json.loads((checkpoint / STATE_FILE).read_text())["step"]
     architecture = {key: SETTINGS.get(key, default) for key, default in (("width", 256), ("layers", 2), ("heads", 4), ("max_pieces", 8))}
     net = hypernet.create(resolve_model_dir(smollm2_gguf()), **architecture)
+    head_part = json.loads((OUT / "hypernet.run" / "training.json").read_text()).get("head_part")
+    if head_part:  # trained against a fixed head part: the checkpoint holds both parts
+        from hypernet.head_training import with_head_of
+
+        net = with_head_of(net, hypernet.load(head_part))
     net.load_state_dict(load_file(str(checkpoint / "model.safetensors")))
     log = (OUT / "hypernet.run" / "log.jsonl").read_text()
     hypernet.save(net, OUT / "hypernet", overwrite=True, extra_files={"log.jsonl": log, "step.json": json.dumps({"step": step, "checkpoint": args.checkpoint}) + "\n"})
@@ -361,7 +367,7 @@ def main() -> None:
     parser.add_argument("--hypernet", type=Path, default=None, help="measure, train-head: this hypernetwork instead of the built-in one")
     parser.add_argument("--features", choices=["spelled", "source"], default=None, help="train-head: kind of features (default: train-head's)")
     parser.add_argument("--out", type=Path, default=OUT / "with-head", help="train-head, graft: output directory")
-    parser.add_argument("--head-from", type=Path, default=None, help="graft: the hypernetwork whose head part to take")
+    parser.add_argument("--head-from", type=Path, default=None, help="graft: the hypernetwork whose head part to take; train: a head part the input part trains against (fixed)")
     parser.add_argument("--feature-tokens", type=int, default=None, help="train-head: base tokens of features per language (default: train-head's)")
     parser.add_argument("--tokenizers-per-corpus", type=int, default=None, help="train-head: sampled tokenizers per language (default: train-head's)")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="ship, graft: this hypernetwork directory (default bench/out/shipped/hypernet)")
