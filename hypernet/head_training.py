@@ -28,22 +28,26 @@ import copy
 import dataclasses
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from transplant.errors import TransplantError
-from transplant.files import OutputClaim
+from transplant.files import OutputClaim, atomic_directory, input_fingerprint, refuse_other_inputs, refuse_overlap, remember_inputs
 from transplant.training import step_generator
 from transplant.vocab import Vocabulary, VocabMapping, build_mapping
 from .model import Hypernet, fingerprint, fvt_base, piece_matrix
 from .sampler import UnigramSampler
 
 LOG_FILE = "head_log.jsonl"
+INPUTS_FILE = "inputs.json"  # what a resume must match: model, corpora, tokenizers, starting hypernetwork, settings
+TASKS_DIR = "tasks"  # the sampled tokenizers and their examples, computed once
 CHUNK = 512  # base tokens per forward pass when the features are computed
 
 
@@ -63,6 +67,7 @@ class HeadTrainConfig:
     sampled_vocab_size: int = 16384
     tokenizer_text_bytes: int = 65536
     families: tuple[str, ...] | None = None  # None: every family the vocabulary layer builds
+    checkpoint_every: int = 100
     seed: int = 0
 
 
@@ -143,8 +148,8 @@ class HeadTask:
     """One sampled tokenizer with its examples (``hidden[positions]`` should predict ``labels``):
     which rows are copied, which predicted."""
 
-    def __init__(self, mapping: VocabMapping, source_rows: int, corpus: int, hidden: torch.Tensor, positions: torch.Tensor, labels: torch.Tensor):
-        self.corpus = corpus
+    def __init__(self, mapping: VocabMapping, source_rows: int, corpus: int, hidden: torch.Tensor, positions: torch.Tensor, labels: torch.Tensor, tokenizer=None):
+        self.corpus, self.tokenizer = corpus, tokenizer
         self.mapping = mapping
         self.hidden, self.positions, self.labels = hidden, positions, labels
         matches, pieces = mapping.matches, mapping.pieces
@@ -158,13 +163,13 @@ class HeadTask:
     @classmethod
     def from_source_features(cls, tokenizer, base_vocab: Vocabulary, source_rows: int, corpus: int, features: Features) -> "HeadTask":
         positions, labels = examples(tokenizer, features)
-        return cls(build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False), source_rows, corpus, features.hidden, positions, labels)
+        return cls(build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False), source_rows, corpus, features.hidden, positions, labels, tokenizer)
 
     @classmethod
     def from_spelled_text(cls, tokenizer, base_tokenizer, base_vocab: Vocabulary, model, corpus: int, text: str, max_tokens: int) -> "HeadTask":
         mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False)
         hidden, labels = spelled_examples(model, base_tokenizer, tokenizer, mapping, text, max_tokens)
-        return cls(mapping, model.get_input_embeddings().weight.shape[0], corpus, hidden, torch.arange(len(labels)), labels)
+        return cls(mapping, model.get_input_embeddings().weight.shape[0], corpus, hidden, torch.arange(len(labels)), labels, tokenizer)
 
     def logits(self, hypernet: Hypernet, source: torch.Tensor, base_vocab: Vocabulary, fallback: torch.Tensor,
                features: torch.Tensor, labels: torch.Tensor, others: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,7 +204,7 @@ def _learning_rate_factor(step: int, config: HeadTrainConfig) -> float:
     return warmup * 0.5 * (1.0 + math.cos(math.pi * min(step / config.steps, 1.0)))
 
 
-def with_tied_head(hypernet: Hypernet, source: torch.Tensor) -> Hypernet:
+def with_tied_head(hypernet: Hypernet, source: torch.Tensor, seed: int = 0) -> Hypernet:
     """A copy of ``hypernet`` (trained for a tied model's input rows) that also predicts a head of
     its own, with an encoder of its own; untrained, the head is fvt's (as the tied head was)."""
     config = hypernet.config
@@ -211,7 +216,9 @@ def with_tied_head(hypernet: Hypernet, source: torch.Tensor) -> Hypernet:
         config, kinds=[*config.kinds, "output"], tied_head=True, own_encoders=[*config.own_encoders, "output"],
         fingerprints={**config.fingerprints, "output": fingerprint(source)},
     )
-    extended = Hypernet(new_config)
+    with torch.random.fork_rng(devices=[]):  # the head part's start depends on the seed alone, not on earlier draws
+        torch.manual_seed(seed)
+        extended = Hypernet(new_config)
     missing, unexpected = extended.load_state_dict(hypernet.state_dict(), strict=False)
     assert not unexpected and all("output" in name for name in missing), (missing, unexpected)
     extended.set_scale("output", source)
@@ -248,35 +255,49 @@ def with_head_of(hypernet: Hypernet, donor: Hypernet) -> Hypernet:
 
 def train_head(
     model: str | Path, corpora: list[str | Path], out: str | Path, *, hypernet: str | Path | Hypernet | None = None,
-    tokenizers: list | None = None, overwrite: bool = False, progress: bool = True, **options,
+    tokenizers: list | None = None, resume: bool = False, overwrite: bool = False, progress: bool = True,
+    callback: Callable[[int, dict], None] | None = None, **options,
 ) -> Path:
     """Give the hypernetwork of a tied ``model`` a head predictor trained on ``corpora`` and write it
     to ``out``. ``hypernet``: the one to extend (a directory, a loaded one, or None: the built-in
     one that matches the model, else an untrained one, i.e. fvt for the input rows).
     ``tokenizers``: real tokenizers (paths, hub names or loaded ones) trained on beside the
-    sampled ones, each with every corpus."""
+    sampled ones, each with every corpus. The examples and checkpoints live in ``OUT.run/``;
+    ``resume`` continues from its last checkpoint with the examples kept there (no model pass).
+    ``callback(step, record)`` is called after every step."""
     known = {f.name for f in dataclasses.fields(HeadTrainConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise TransplantError(f"unknown head training option {', '.join(unknown)} (options: {', '.join(sorted(known))})")
     config = HeadTrainConfig(**options)
-    if min(config.steps, config.batch_size, config.tasks_per_step, config.tokenizers_per_corpus) < 1 or config.feature_tokens < 2:
-        raise TransplantError("steps, batch size, tasks per step and tokenizers per corpus must be at least 1, feature tokens at least 2")
+    if min(config.steps, config.batch_size, config.tasks_per_step, config.tokenizers_per_corpus, config.checkpoint_every) < 1 or config.feature_tokens < 2:
+        raise TransplantError("steps, batch size, tasks per step, tokenizers per corpus and checkpoint interval must be at least 1, feature tokens at least 2")
     if config.features not in FEATURE_KINDS:
         raise TransplantError(f"features must be one of {', '.join(FEATURE_KINDS)}, not {config.features!r}")
     tokenizers = list(tokenizers or [])
     inputs = [model, *corpora, *(t for t in tokenizers if isinstance(t, (str, Path)))] + ([hypernet] if isinstance(hypernet, (str, Path)) else [])
+    run_dir = Path(out).with_name(Path(out).name + ".run")
+    refuse_overlap(run_dir, inputs)  # it is deleted on a fresh start
+    if run_dir.exists() and not resume and not overwrite:
+        raise TransplantError(f"{run_dir} holds an earlier run; pass --resume to continue it or --overwrite to start over")
     with OutputClaim(out, inputs=inputs, overwrite=overwrite) as output:
-        return _train_head(model, [Path(c) for c in corpora], tokenizers, output, hypernet, config, progress)
+        run = _Run(run_dir, config, resume)
+        return _train_head(model, [Path(c) for c in corpora], tokenizers, output, hypernet, run, progress, callback)
 
 
-def _train_head(model, corpora: list[Path], real_tokenizers: list, output: OutputClaim, given, config: HeadTrainConfig, progress: bool) -> Path:
-    from transplant.evaluate import read_text
+@dataclass
+class _Run:
+    directory: Path
+    config: HeadTrainConfig
+    resume: bool
+
+
+def _train_head(model, corpora: list[Path], real_tokenizers: list, output: OutputClaim, given, run: _Run, progress: bool, callback) -> Path:
     from transplant.loading import load_model, load_tokenizer
-    from transplant.vocab.families import FAMILIES
+    from transplant.training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint
     from .io import check_base, load, save
-    from .training import TrainConfig, _new_hypernet
 
+    config = run.config
     base_tokenizer = load_tokenizer(model)
     real_tokenizers = [load_tokenizer(t) if isinstance(t, (str, Path)) else t for t in real_tokenizers]
     base_model = load_model(model, causal_for="the head predictor")
@@ -286,20 +307,105 @@ def _train_head(model, corpora: list[Path], real_tokenizers: list, output: Outpu
         raise TransplantError(f"{model} has an untied head: `transplant hypernet train` already predicts it; a head predictor is for tied models")
     source = embeddings.weight.detach().float()
     base_vocab = Vocabulary.from_tokenizer(base_tokenizer)
-    if given is None:
-        from .builtin import matching_builtin
-
-        try:
-            given = matching_builtin(source).directory
-        except TransplantError:
-            given = _new_hypernet(str(model), {"input": source}, TrainConfig())  # untrained: fvt
+    given = _starting_point(given, model, source)
     hypernet = copy.deepcopy(given) if isinstance(given, Hypernet) else load(given)  # the caller's stays as it was
     check_base(hypernet, source, "input")
-    hypernet = with_tied_head(hypernet, source)
+    hypernet = with_tied_head(hypernet, source, config.seed)
     token_ids = [i for i, key in enumerate(base_vocab.canonical) if key is not None and i < len(source)]
     fallback = source[token_ids].mean(0)
 
+    fingerprints = {
+        "model": input_fingerprint(model),
+        "corpora": [input_fingerprint(c) for c in corpora],
+        "tokenizers": [input_fingerprint(t) if isinstance(t, (str, Path)) else "in memory" for t in real_tokenizers],
+        "hypernet": input_fingerprint(given) if isinstance(given, (str, Path)) else "in memory",
+        "settings": asdict(config),
+    }
+    checkpoint = latest_checkpoint(run.directory) if run.resume else None
     started = time.perf_counter()
+    if checkpoint is not None:
+        refuse_other_inputs(run.directory / INPUTS_FILE, fingerprints)
+        tasks = _load_tasks(run.directory / TASKS_DIR, base_vocab, len(source))
+    else:
+        shutil.rmtree(run.directory, ignore_errors=True)
+        tasks = _build_tasks(base_model, base_tokenizer, base_vocab, corpora, real_tokenizers, config, progress)
+        _save_tasks(tasks, run.directory / TASKS_DIR)
+        remember_inputs(run.directory / INPUTS_FILE, fingerprints)
+    del base_model, embeddings, head  # only the examples and embedding rows are needed from here on
+
+    trained = [p for name, p in hypernet.named_parameters() if is_head_part(name)]
+    for name, parameter in hypernet.named_parameters():
+        parameter.requires_grad_(is_head_part(name))
+    accelerator = make_accelerator(config.seed, "no")
+    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _learning_rate_factor(step, config))
+    prepared, optimizer, schedule = accelerator.prepare(hypernet, optimizer, schedule)
+    hypernet = accelerator.unwrap_model(prepared)
+    log = JsonlLog(run.directory / LOG_FILE)
+    step = 0
+    if checkpoint is not None:
+        step = load_checkpoint(accelerator, checkpoint)["step"]
+        log.truncate_after(step)
+    hypernet.train()
+    bar = tqdm(total=config.steps, initial=step, desc="training head", disable=not progress)
+    try:
+        while step < config.steps:
+            step_random = step_generator(config.seed, step)
+            loss, corpora_seen = 0.0, []
+            for _ in range(config.tasks_per_step):  # the step's gradient averages over several tokenizers and languages
+                task = tasks[int(torch.randint(len(tasks), (), generator=step_random))]
+                pick = torch.randint(len(task.labels), (config.batch_size,), generator=step_random)
+                batch = task.hidden[task.positions[pick]].float()
+                logits, labels = task.logits(hypernet, source, base_vocab, fallback, batch, task.labels[pick], config.sampled_others, step_random)
+                loss = loss + F.cross_entropy(logits, labels) / config.tasks_per_step
+                corpora_seen.append(task.corpus)
+            if not torch.isfinite(loss):
+                raise TransplantError(f"the head predictor's loss is {loss.item()} at step {step + 1}: lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            step += 1
+            record = {"step": step, "loss": loss.item(), "corpora": corpora_seen, "seconds": round(time.perf_counter() - started, 2)}
+            log.write(**record)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save_checkpoint(accelerator, run.directory, step, {})
+            bar.update(1)
+            if callback is not None:
+                callback(step, record)
+    except KeyboardInterrupt:
+        raise TransplantError(f"interrupted at step {step}; run again with --resume to continue from {latest_checkpoint(run.directory) or 'the start'}") from None
+    finally:
+        bar.close()
+    hypernet.eval()
+    hypernet.config = dataclasses.replace(hypernet.config, base_model=f"{hypernet.config.base_model}; head predictor trained on {', '.join(p.name for p in corpora)}")
+    real = [getattr(t, "name_or_path", "in memory") for t in real_tokenizers]
+    training = {"model": str(model), "corpora": [str(c) for c in corpora], "tokenizers": real, **asdict(config)}
+    extra = {LOG_FILE: (run.directory / LOG_FILE).read_text(), "head_training.json": json.dumps(training, indent=1) + "\n"}
+    return save(hypernet, output, extra_files=extra)
+
+
+def _starting_point(given, model, source: torch.Tensor):
+    """The hypernetwork to extend: the given one, else the built-in one for these rows, else an
+    untrained one (fvt's input rows)."""
+    if given is not None:
+        return given
+    from .builtin import matching_builtin
+    from .training import TrainConfig, _new_hypernet
+
+    try:
+        return matching_builtin(source).directory
+    except TransplantError:
+        return _new_hypernet(str(model), {"input": source}, TrainConfig())
+
+
+def _build_tasks(base_model, base_tokenizer, base_vocab: Vocabulary, corpora: list[Path], real_tokenizers: list, config: HeadTrainConfig, progress: bool) -> list[HeadTask]:
+    """Every (tokenizer, corpus) task with its examples: the only part that runs the model."""
+    from transplant.evaluate import read_text
+    from transplant.vocab.families import FAMILIES
+
+    source_rows = base_model.get_input_embeddings().weight.shape[0]
     texts = [read_text(path, config.feature_tokens * 16) for path in corpora]
     if config.features == "source":
         features = [base_features(base_model, base_tokenizer, text, config.feature_tokens, progress) for text in texts]
@@ -316,45 +422,36 @@ def _train_head(model, corpora: list[Path], real_tokenizers: list, output: Outpu
                 else:
                     tokenizer = sampler.sample(_window(text, config.tokenizer_text_bytes, generator), generator)
                 if config.features == "source":
-                    task = HeadTask.from_source_features(tokenizer, base_vocab, len(source), corpus, features[corpus])
+                    task = HeadTask.from_source_features(tokenizer, base_vocab, source_rows, corpus, features[corpus])
                 else:  # a window of its own per tokenizer: the contexts differ from one tokenizer to the next
                     window = _window(text, config.feature_tokens * 8, generator)
                     task = HeadTask.from_spelled_text(tokenizer, base_tokenizer, base_vocab, base_model, corpus, window, config.feature_tokens)
                 if len(task.labels):
                     tasks.append(task)
                 bar.update()
-    del base_model, embeddings, head  # only the features and embedding rows are needed from here on
     if not tasks:
         raise TransplantError("no sampled tokenizer gives a single example in this text: give more text")
+    return tasks
 
-    trained = [p for name, p in hypernet.named_parameters() if "output" in name.split(".")]
-    for name, parameter in hypernet.named_parameters():
-        parameter.requires_grad_("output" in name.split("."))
-    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _learning_rate_factor(step, config))
-    hypernet.train()
-    log = []
-    for step in tqdm(range(config.steps), desc="training head", disable=not progress):
-        step_random = step_generator(config.seed, step)
-        loss, corpora_seen = 0.0, []
-        for _ in range(config.tasks_per_step):  # the step's gradient averages over several tokenizers and languages
-            task = tasks[int(torch.randint(len(tasks), (), generator=step_random))]
-            pick = torch.randint(len(task.labels), (config.batch_size,), generator=step_random)
-            batch = task.hidden[task.positions[pick]].float()
-            logits, labels = task.logits(hypernet, source, base_vocab, fallback, batch, task.labels[pick], config.sampled_others, step_random)
-            loss = loss + F.cross_entropy(logits, labels) / config.tasks_per_step
-            corpora_seen.append(task.corpus)
-        if not torch.isfinite(loss):
-            raise TransplantError(f"the head predictor's loss is {loss.item()} at step {step + 1}: lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm)
-        optimizer.step()
-        schedule.step()
-        log.append({"step": step + 1, "loss": loss.item(), "corpora": corpora_seen, "seconds": round(time.perf_counter() - started, 2)})
-    hypernet.eval()
-    hypernet.config = dataclasses.replace(hypernet.config, base_model=f"{hypernet.config.base_model}; head predictor trained on {', '.join(p.name for p in corpora)}")
-    real = [getattr(t, "name_or_path", "in memory") for t in real_tokenizers]
-    training = {"model": str(model), "corpora": [str(c) for c in corpora], "tokenizers": real, **asdict(config)}
-    extra = {LOG_FILE: "".join(json.dumps(r) + "\n" for r in log), "head_training.json": json.dumps(training, indent=1) + "\n"}
-    return save(hypernet, output, extra_files=extra)
+
+def _save_tasks(tasks: list[HeadTask], directory: Path) -> None:
+    """The tasks' tokenizers and examples, so that a resumed run needs no model pass (features
+    shared by several tasks are stored once)."""
+    with atomic_directory(directory, overwrite=True) as tmp:
+        for index, task in enumerate(tasks):
+            task.tokenizer.save_pretrained(tmp / f"tokenizer-{index}")
+        examples = [{"corpus": task.corpus, "hidden": task.hidden, "positions": task.positions, "labels": task.labels} for task in tasks]
+        torch.save(examples, tmp / "examples.pt")
+
+
+def _load_tasks(directory: Path, base_vocab: Vocabulary, source_rows: int) -> list[HeadTask]:
+    from transplant.loading import load_tokenizer
+
+    if not (directory / "examples.pt").is_file():
+        raise TransplantError(f"{directory} lacks the run's examples; pass --overwrite to start over")
+    tasks = []
+    for index, saved in enumerate(torch.load(directory / "examples.pt", weights_only=True)):
+        tokenizer = load_tokenizer(directory / f"tokenizer-{index}")
+        mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False)
+        tasks.append(HeadTask(mapping, source_rows, saved["corpus"], saved["hidden"], saved["positions"], saved["labels"], tokenizer))
+    return tasks

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from transplant.errors import TransplantError
-from transplant.files import OutputClaim, input_fingerprint, refuse_other_inputs, remember_inputs
+from transplant.files import OutputClaim, input_fingerprint, refuse_other_inputs, refuse_overlap, remember_inputs
 from transplant.training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, process_state, save_checkpoint, step_generator
 from transplant.vocab import Vocabulary, build_mapping, segment
 from .model import Hypernet, HypernetConfig, fingerprint, fvt_base, piece_matrix
@@ -127,6 +127,7 @@ def train(
     if not processes.is_main_process:  # under a distributed launcher: only the main process writes
         return _train(model, corpora, Path(out), None, config, tokenizers, eval_text, eval_tokenizer, resume, overwrite, False, callback, head_part)
     inputs = [model, *corpora, eval_text, eval_tokenizer, *(tokenizers or [])] + ([head_part] if isinstance(head_part, (str, Path)) else [])
+    refuse_overlap(Path(out).with_name(Path(out).name + ".run"), inputs)  # the run directory is deleted on a fresh start
     with OutputClaim(out, inputs=inputs, overwrite=overwrite) as output:
         return _train(model, corpora, Path(out), output, config, tokenizers, eval_text, eval_tokenizer, resume, overwrite, progress, callback, head_part)
 

@@ -182,6 +182,41 @@ def test_convert_unties_the_head_with_predicted_rows(tmp_path, llama, with_head,
     assert torch.equal(head[copied], inputs[copied])  # copied tokens keep the tied row in both places
 
 
+def test_resume_after_interruption_is_bit_identical_and_runs_no_model_pass(tmp_path, llama, corpus, small_hypernet, monkeypatch):
+    options = {**QUICK, "steps": 6, "checkpoint_every": 2, "feature_tokens": 1500}
+    whole = train_head(llama, [corpus], tmp_path / "whole", hypernet=small_hypernet, progress=False, **options)
+
+    def stop_at_3(step, record):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TransplantError, match="interrupted at step 3; run again with --resume"):
+        train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, callback=stop_at_3, **options)
+    assert not (tmp_path / "split").exists() and (tmp_path / "split.run" / "checkpoints" / "step-2").is_dir()
+    (tmp_path / "notes.run").write_text("a file of the user's")  # OUT.run is deleted on a fresh start: never an input
+    with pytest.raises(TransplantError, match="is the input"):
+        train_head(llama, [corpus, tmp_path / "notes.run"], tmp_path / "notes", hypernet=small_hypernet, progress=False, overwrite=True, **options)
+    with pytest.raises(TransplantError, match="is the input"):
+        hypernet.train(llama, [corpus, tmp_path / "notes.run"], tmp_path / "notes", progress=False, overwrite=True, max_steps=1)
+    assert (tmp_path / "notes.run").read_text() == "a file of the user's"
+    with pytest.raises(TransplantError, match="holds an earlier run"):
+        train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, **options)
+    with pytest.raises(TransplantError, match="other inputs than the run started with \\(settings\\)"):
+        train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, resume=True, **{**options, "steps": 8})
+    import hypernet.head_training as head_training
+
+    def no_model_pass(*args, **kwargs):
+        raise AssertionError("a resumed run computed its examples again")
+
+    monkeypatch.setattr(head_training, "_build_tasks", no_model_pass)
+    split = train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, resume=True, **options)
+    assert load_file(str(split / "hypernet.safetensors")).keys() == load_file(str(whole / "hypernet.safetensors")).keys()
+    for name, tensor in load_file(str(whole / "hypernet.safetensors")).items():
+        assert torch.equal(tensor, load_file(str(split / "hypernet.safetensors"))[name]), name
+    steps = [json.loads(line)["step"] for line in (split / "head_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]  # the step past the checkpoint is logged once
+
+
 def test_cli_and_one_line_errors(tmp_path, llama, corpus, small_hypernet, source_tokenizer, target_tokenizer, monkeypatch):
     runner = CliRunner()
     args = ["hypernet", "train-head", str(llama), "--corpus", str(corpus), "--hypernet", str(small_hypernet), "--steps", "3",
