@@ -62,7 +62,9 @@ class HeadTrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     features: str = "spelled"  # "spelled" or "source": see the module's docstring
-    feature_tokens: int = 40_000  # tokens of text read for features: target tokens per sampled tokenizer (spelled), base tokens per corpus (source)
+    # tokens of text read for features: target tokens per tokenizer (spelled), base tokens per corpus
+    # (source); None: DEFAULT_FEATURE_TOKENS of the kind
+    feature_tokens: int | None = None
     tokenizers_per_corpus: int = 6
     sampled_vocab_size: int = 16384
     tokenizer_text_bytes: int = 65536
@@ -127,6 +129,7 @@ def examples(tokenizer, features: Features) -> tuple[torch.Tensor, torch.Tensor]
 
 
 FEATURE_KINDS = ("spelled", "source")
+DEFAULT_FEATURE_TOKENS = {"spelled": 12_000, "source": 40_000}  # spelled: one model pass per tokenizer, so fewer
 
 
 @torch.no_grad()
@@ -270,10 +273,12 @@ def train_head(
     if unknown:
         raise TransplantError(f"unknown head training option {', '.join(unknown)} (options: {', '.join(sorted(known))})")
     config = HeadTrainConfig(**options)
-    if min(config.steps, config.batch_size, config.tasks_per_step, config.tokenizers_per_corpus, config.checkpoint_every) < 1 or config.feature_tokens < 2:
-        raise TransplantError("steps, batch size, tasks per step, tokenizers per corpus and checkpoint interval must be at least 1, feature tokens at least 2")
     if config.features not in FEATURE_KINDS:
         raise TransplantError(f"features must be one of {', '.join(FEATURE_KINDS)}, not {config.features!r}")
+    if config.feature_tokens is None:
+        config = dataclasses.replace(config, feature_tokens=DEFAULT_FEATURE_TOKENS[config.features])
+    if min(config.steps, config.batch_size, config.tasks_per_step, config.tokenizers_per_corpus, config.checkpoint_every) < 1 or config.feature_tokens < 2:
+        raise TransplantError("steps, batch size, tasks per step, tokenizers per corpus and checkpoint interval must be at least 1, feature tokens at least 2")
     tokenizers = list(tokenizers or [])
     inputs = [model, *corpora, *(t for t in tokenizers if isinstance(t, (str, Path)))] + ([hypernet] if isinstance(hypernet, (str, Path)) else [])
     run_dir = Path(out).with_name(Path(out).name + ".run")

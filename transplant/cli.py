@@ -512,7 +512,7 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, families,
               help="Where the model's hidden states come from: each sampled tokenizer's text written in source pieces, one pass per "
                    "tokenizer (spelled, the default), or each corpus in the model's own tokens, one pass per corpus (source).")
 @click.option("--feature-tokens", type=click.IntRange(min=2), default=None,
-              help="Tokens of text the model reads for features: per sampled tokenizer (spelled) or per corpus (source) (default 40000).")
+              help="Tokens of text the model reads for features: per tokenizer (spelled, default 12000) or per corpus (source, default 40000).")
 @click.option("--tokenizers-per-corpus", type=POSITIVE, default=None, help="Sampled tokenizers per corpus (default 6).")
 @click.option("--tasks-per-step", type=POSITIVE, default=None, help="Sampled tokenizers (each with its corpus) whose losses one step averages (default 4).")
 @click.option("--sampled-vocab-size", type=POSITIVE, default=None, help="Size of the sampled vocabularies (default 16384).")
