@@ -11,6 +11,7 @@
     python bench/shipped_hypernet.py ship --from bench/out/shipped/with-head   # ... into the package
     python bench/shipped_hypernet.py head-curve         # bench/shipped_hypernet_head.png from its log
     python bench/shipped_hypernet.py graft --from DIR --head-from DIR --out DIR   # one's input part + another's head part
+    python bench/shipped_hypernet.py average --average DIR --average DIR --out DIR   # the mean of their weights
 
 Training: the ``*.train.txt`` of ``--train-languages`` in ../shared/corpus (``*.test.txt`` is
 never read here except by ``measure``), one language per step drawn with p ~ bytes ** 0.3
@@ -140,6 +141,26 @@ def run_graft(args) -> None:
     extra = {name: (head_dir / name).read_text() for name in (LOG_FILE, "head_training.json") if (head_dir / name).is_file()}
     hypernet.save(combined, args.out, overwrite=True, extra_files=extra)
     print(f"wrote {args.out}: the input part of {args.source or OUT / 'hypernet'}, the head part of {head_dir}")
+
+
+def run_average(args) -> None:
+    """The mean of the weights of ``--average`` hypernetworks (runs continued from the same one,
+    so that their weights stay comparable), written to ``--out`` with each run's head training
+    record and log."""
+    from hypernet.head_training import LOG_FILE
+
+    nets = [hypernet.load(directory) for directory in args.average]
+    states = [net.state_dict() for net in nets]
+    mean = {name: sum(state[name] for state in states) / len(states) if tensor.is_floating_point() else tensor for name, tensor in states[0].items()}
+    nets[0].load_state_dict(mean)
+    extra = {}
+    for index, directory in enumerate(args.average):
+        for name in (LOG_FILE, "head_training.json"):
+            if (directory / name).is_file():
+                extra[name if index == 0 else f"{Path(name).stem}.{index}{Path(name).suffix}"] = (directory / name).read_text()
+    extra["average.json"] = json.dumps({"averaged": [str(d) for d in args.average]}, indent=1) + "\n"
+    hypernet.save(nets[0], args.out, overwrite=True, extra_files=extra)
+    print(f"wrote {args.out}: the mean of {len(nets)} hypernetworks")
 
 
 def run_finish(args) -> None:
@@ -354,7 +375,7 @@ def _running_mean(values: list[float], window: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "train-head", "graft", "finish", "ship", "measure", "predict-time", "curve", "head-curve"])
+    parser.add_argument("command", choices=["train", "train-head", "graft", "average", "finish", "ship", "measure", "predict-time", "curve", "head-curve"])
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--train-languages", default=",".join(LANGUAGES), help="train: corpora to train on (the first one's tail is the held-out curve)")
     parser.add_argument("--max-minutes", type=float, default=None, help="train: end this piece at the first checkpoint after this long")
@@ -366,7 +387,8 @@ def main() -> None:
     parser.add_argument("--other-family", default="de", help="languages measured with a SuperBPE tokenizer too (a family no training step samples)")
     parser.add_argument("--hypernet", type=Path, default=None, help="measure, train-head: this hypernetwork instead of the built-in one")
     parser.add_argument("--features", choices=["spelled", "source"], default=None, help="train-head: kind of features (default: train-head's)")
-    parser.add_argument("--out", type=Path, default=OUT / "with-head", help="train-head, graft: output directory")
+    parser.add_argument("--out", type=Path, default=OUT / "with-head", help="train-head, graft, average: output directory")
+    parser.add_argument("--average", type=Path, action="append", default=[], help="average: a hypernetwork to average (repeat)")
     parser.add_argument("--head-from", type=Path, default=None, help="graft: the hypernetwork whose head part to take; train: a head part the input part trains against (fixed)")
     parser.add_argument("--feature-tokens", type=int, default=None, help="train-head: base tokens of features per language (default: train-head's)")
     parser.add_argument("--tokenizers-per-corpus", type=int, default=None, help="train-head: sampled tokenizers per language (default: train-head's)")
@@ -374,7 +396,7 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=150_000, help="predict-time: size of the vocabulary")
     parser.add_argument("--summary", type=Path, default=ROOT / "bench" / "shipped_hypernet.json")
     args = parser.parse_args()
-    commands = {"train": run_train, "train-head": run_train_head, "graft": run_graft, "finish": run_finish, "ship": run_ship, "measure": run_measure, "predict-time": run_predict_time, "curve": run_curve, "head-curve": run_head_curve}
+    commands = {"train": run_train, "train-head": run_train_head, "graft": run_graft, "average": run_average, "finish": run_finish, "ship": run_ship, "measure": run_measure, "predict-time": run_predict_time, "curve": run_curve, "head-curve": run_head_curve}
     commands[args.command](args)
 
 
