@@ -345,7 +345,8 @@ def run_curve(args) -> None:
 
 def run_head_curve(args) -> None:
     """bench/shipped_hypernet_head.png from the head predictor's training log (copied to
-    bench/shipped_hypernet_head_log.jsonl from bench/out/shipped/with-head/head_log.jsonl)."""
+    bench/shipped_hypernet_head_log.jsonl from bench/out/shipped/with-head/head_log.jsonl) and
+    the two continuations' logs beside it in bench/."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -360,6 +361,12 @@ def run_head_curve(args) -> None:
     steps, losses = [r["step"] for r in log], [r["loss"] for r in log]
     axis.plot(steps, losses, lw=0.4, color="lightgrey", label="step loss (4 sampled tokenizers, any languages)")
     axis.plot(steps, _running_mean(losses, 25), lw=1.2, label="mean of 25 steps")
+    for kind in ("source", "spelled"):  # the two continuations the shipped head part averages
+        continued = ROOT / "bench" / f"shipped_hypernet_head_{kind}_log.jsonl"
+        if continued.is_file():
+            records = [json.loads(line) for line in continued.read_text().splitlines()]
+            axis.plot([steps[-1] + r["step"] for r in records], _running_mean([r["loss"] for r in records], 25), lw=1.0,
+                      label=f"continued with {kind} features (mean of 25; its own examples)")
     axis.set_xlabel("step")
     axis.set_ylabel("softmax regression loss (nats)")
     axis.set_title("head predictor for SmolLM2-135M (8 languages, 5 families)")
