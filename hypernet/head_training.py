@@ -128,8 +128,8 @@ def examples(tokenizer, features: Features) -> tuple[torch.Tensor, torch.Tensor]
     return torch.tensor(positions, dtype=torch.long), torch.tensor([first[predicts[i]] for i in positions], dtype=torch.long)
 
 
-FEATURE_KINDS = ("spelled", "source")
 DEFAULT_FEATURE_TOKENS = {"spelled": 12_000, "source": 40_000}  # spelled: one model pass per tokenizer, so fewer
+FEATURE_KINDS = tuple(DEFAULT_FEATURE_TOKENS)
 
 
 @torch.no_grad()
@@ -286,25 +286,17 @@ def train_head(
     if run_dir.exists() and not resume and not overwrite:
         raise TransplantError(f"{run_dir} holds an earlier run; pass --resume to continue it or --overwrite to start over")
     with OutputClaim(out, inputs=inputs, overwrite=overwrite) as output:
-        run = _Run(run_dir, config, resume)
-        return _train_head(model, [Path(c) for c in corpora], tokenizers, output, hypernet, run, progress, callback)
+        return _train_head(model, [Path(c) for c in corpora], tokenizers, output, hypernet, config, run_dir, resume, progress, callback)
 
 
-@dataclass
-class _Run:
-    directory: Path
-    config: HeadTrainConfig
-    resume: bool
-
-
-def _train_head(model, corpora: list[Path], real_tokenizers: list, output: OutputClaim, given, run: _Run, progress: bool, callback) -> Path:
+def _train_head(model, corpora: list[Path], given_tokenizers: list, output: OutputClaim, given, config: HeadTrainConfig, run_dir: Path, resume: bool,
+                progress: bool, callback) -> Path:
     from transplant.loading import load_model, load_tokenizer
     from transplant.training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint
     from .io import check_base, load, save
 
-    config = run.config
     base_tokenizer = load_tokenizer(model)
-    real_tokenizers = [load_tokenizer(t) if isinstance(t, (str, Path)) else t for t in real_tokenizers]
+    real_tokenizers = [load_tokenizer(t) if isinstance(t, (str, Path)) else t for t in given_tokenizers]
     base_model = load_model(model, causal_for="the head predictor")
     base_model.eval()
     embeddings, head = base_model.get_input_embeddings(), base_model.get_output_embeddings()
@@ -322,20 +314,21 @@ def _train_head(model, corpora: list[Path], real_tokenizers: list, output: Outpu
     fingerprints = {
         "model": input_fingerprint(model),
         "corpora": [input_fingerprint(c) for c in corpora],
-        "tokenizers": [input_fingerprint(t) if isinstance(t, (str, Path)) else "in memory" for t in real_tokenizers],
+        "tokenizers": [input_fingerprint(t) if isinstance(t, (str, Path)) else "in memory" for t in given_tokenizers],
         "hypernet": input_fingerprint(given) if isinstance(given, (str, Path)) else "in memory",
         "settings": asdict(config),
     }
-    checkpoint = latest_checkpoint(run.directory) if run.resume else None
+    checkpoint = latest_checkpoint(run_dir) if resume else None
     started = time.perf_counter()
-    if checkpoint is not None:
-        refuse_other_inputs(run.directory / INPUTS_FILE, fingerprints)
-        tasks = _load_tasks(run.directory / TASKS_DIR, base_vocab, len(source))
+    # the examples are kept as soon as they are computed: a resume reuses them even before the first checkpoint
+    if resume and (run_dir / INPUTS_FILE).is_file() and (run_dir / TASKS_DIR).is_dir():
+        refuse_other_inputs(run_dir / INPUTS_FILE, fingerprints)
+        tasks = _load_tasks(run_dir / TASKS_DIR, base_vocab, len(source))
     else:
-        shutil.rmtree(run.directory, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
         tasks = _build_tasks(base_model, base_tokenizer, base_vocab, corpora, real_tokenizers, config, progress)
-        _save_tasks(tasks, run.directory / TASKS_DIR)
-        remember_inputs(run.directory / INPUTS_FILE, fingerprints)
+        _save_tasks(tasks, run_dir / TASKS_DIR)
+        remember_inputs(run_dir / INPUTS_FILE, fingerprints)  # last: a run directory without it is started over
     del base_model, embeddings, head  # only the examples and embedding rows are needed from here on
 
     trained = [p for name, p in hypernet.named_parameters() if is_head_part(name)]
@@ -346,11 +339,9 @@ def _train_head(model, corpora: list[Path], real_tokenizers: list, output: Outpu
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _learning_rate_factor(step, config))
     prepared, optimizer, schedule = accelerator.prepare(hypernet, optimizer, schedule)
     hypernet = accelerator.unwrap_model(prepared)
-    log = JsonlLog(run.directory / LOG_FILE)
-    step = 0
-    if checkpoint is not None:
-        step = load_checkpoint(accelerator, checkpoint)["step"]
-        log.truncate_after(step)
+    log = JsonlLog(run_dir / LOG_FILE)
+    step = load_checkpoint(accelerator, checkpoint)["step"] if checkpoint is not None else 0
+    log.truncate_after(step)  # steps logged after the last checkpoint are run again
     hypernet.train()
     bar = tqdm(total=config.steps, initial=step, desc="training head", disable=not progress)
     try:
@@ -375,19 +366,19 @@ def _train_head(model, corpora: list[Path], real_tokenizers: list, output: Outpu
             record = {"step": step, "loss": loss.item(), "corpora": corpora_seen, "seconds": round(time.perf_counter() - started, 2)}
             log.write(**record)
             if step % config.checkpoint_every == 0 or step == config.steps:
-                save_checkpoint(accelerator, run.directory, step, {})
+                save_checkpoint(accelerator, run_dir, step, {})
             bar.update(1)
             if callback is not None:
                 callback(step, record)
     except KeyboardInterrupt:
-        raise TransplantError(f"interrupted at step {step}; run again with --resume to continue from {latest_checkpoint(run.directory) or 'the start'}") from None
+        raise TransplantError(f"interrupted at step {step}; run again with --resume to continue from {latest_checkpoint(run_dir) or 'step 0 with the examples kept'}") from None
     finally:
         bar.close()
     hypernet.eval()
     hypernet.config = dataclasses.replace(hypernet.config, base_model=f"{hypernet.config.base_model}; head predictor trained on {', '.join(p.name for p in corpora)}")
     real = [getattr(t, "name_or_path", "in memory") for t in real_tokenizers]
     training = {"model": str(model), "corpora": [str(c) for c in corpora], "tokenizers": real, **asdict(config)}
-    extra = {LOG_FILE: (run.directory / LOG_FILE).read_text(), "head_training.json": json.dumps(training, indent=1) + "\n"}
+    extra = {LOG_FILE: (run_dir / LOG_FILE).read_text(), "head_training.json": json.dumps(training, indent=1) + "\n"}
     return save(hypernet, output, extra_files=extra)
 
 
@@ -431,11 +422,11 @@ def _build_tasks(base_model, base_tokenizer, base_vocab: Vocabulary, corpora: li
                 else:  # a window of its own per tokenizer: the contexts differ from one tokenizer to the next
                     window = _window(text, config.feature_tokens * 8, generator)
                     task = HeadTask.from_spelled_text(tokenizer, base_tokenizer, base_vocab, base_model, corpus, window, config.feature_tokens)
-                if len(task.labels):
+                if len(task.labels) and len(task.new):  # a tokenizer without new tokens has nothing to teach the head part
                     tasks.append(task)
                 bar.update()
     if not tasks:
-        raise TransplantError("no sampled tokenizer gives a single example in this text: give more text")
+        raise TransplantError("no tokenizer has a new token with an example in this text: give more text")
     return tasks
 
 
@@ -452,10 +443,12 @@ def _save_tasks(tasks: list[HeadTask], directory: Path) -> None:
 def _load_tasks(directory: Path, base_vocab: Vocabulary, source_rows: int) -> list[HeadTask]:
     from transplant.loading import load_tokenizer
 
-    if not (directory / "examples.pt").is_file():
-        raise TransplantError(f"{directory} lacks the run's examples; pass --overwrite to start over")
+    try:
+        saved_tasks = torch.load(directory / "examples.pt", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - missing, truncated or foreign files raise many types
+        raise TransplantError(f"cannot read the run's examples in {directory} ({str(error).splitlines()[0][:200]}); pass --overwrite to start over") from None
     tasks = []
-    for index, saved in enumerate(torch.load(directory / "examples.pt", weights_only=True)):
+    for index, saved in enumerate(saved_tasks):
         tokenizer = load_tokenizer(directory / f"tokenizer-{index}")
         mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(tokenizer), progress=False)
         tasks.append(HeadTask(mapping, source_rows, saved["corpus"], saved["hidden"], saved["positions"], saved["labels"], tokenizer))

@@ -217,6 +217,44 @@ def test_resume_after_interruption_is_bit_identical_and_runs_no_model_pass(tmp_p
     assert steps == [1, 2, 3, 4, 5, 6]  # the step past the checkpoint is logged once
 
 
+def test_a_resume_before_the_first_checkpoint_reuses_the_kept_examples(tmp_path, llama, corpus, small_hypernet, target_tokenizer, monkeypatch):
+    import hypernet.head_training as head_training
+
+    target_tokenizer.save_pretrained(tmp_path / "target")
+    options = {**QUICK, "steps": 4, "checkpoint_every": 100, "feature_tokens": 1500, "tokenizers": [tmp_path / "target"]}
+    whole = train_head(llama, [corpus], tmp_path / "whole", hypernet=small_hypernet, progress=False, **options)
+
+    def stop_at_2(step, record):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TransplantError, match="interrupted at step 2"):
+        train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, callback=stop_at_2, **options)
+    assert not (tmp_path / "split.run" / "checkpoints").exists()
+    # another real tokenizer than the run started with is refused (its path is what is compared)
+    other = tmp_path / "other-tokenizer"
+    load_tokenizer(llama).save_pretrained(other)
+    with pytest.raises(TransplantError, match="other inputs than the run started with \\(tokenizers\\)"):
+        train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, resume=True, **{**options, "tokenizers": [other]})
+    computed = head_training._build_tasks
+    monkeypatch.setattr(head_training, "_build_tasks", lambda *a, **k: pytest.fail("a resumed run computed its examples again"))
+    split = train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, resume=True, **options)
+    for name, tensor in load_file(str(whole / "hypernet.safetensors")).items():
+        assert torch.equal(tensor, load_file(str(split / "hypernet.safetensors"))[name]), name
+    assert [json.loads(line)["step"] for line in (split / "head_log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    # damaged kept examples: one clear error, nothing written at the output
+    monkeypatch.setattr(head_training, "_build_tasks", computed)
+    with pytest.raises(TransplantError, match="interrupted at step 2; run again with --resume to continue from step 0 with the examples kept"):
+        train_head(llama, [corpus], tmp_path / "damaged", hypernet=small_hypernet, progress=False, callback=stop_at_2, **options)
+    (tmp_path / "damaged.run" / "tasks" / "examples.pt").write_bytes(b"not a torch file")
+    with pytest.raises(TransplantError, match="cannot read the run's examples"):
+        train_head(llama, [corpus], tmp_path / "damaged", hypernet=small_hypernet, progress=False, resume=True, **options)
+    assert not (tmp_path / "damaged").exists()
+    # a real tokenizer with no new tokens (the model's own) is left out rather than breaking a step
+    own = train_head(llama, [corpus], tmp_path / "own", hypernet=small_hypernet, progress=False, **{**options, "tokenizers": [other], "tokenizers_per_corpus": 1})
+    assert json.loads((own / "head_training.json").read_text())["tokenizers"] == [str(other)]
+
+
 def test_cli_and_one_line_errors(tmp_path, llama, corpus, small_hypernet, source_tokenizer, target_tokenizer, monkeypatch):
     runner = CliRunner()
     args = ["hypernet", "train-head", str(llama), "--corpus", str(corpus), "--hypernet", str(small_hypernet), "--steps", "3",
