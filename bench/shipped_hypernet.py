@@ -397,7 +397,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT / "with-head", help="train-head, graft, average: output directory")
     parser.add_argument("--average", type=Path, action="append", default=[], help="average: a hypernetwork to average (repeat)")
     parser.add_argument("--head-from", type=Path, default=None, help="graft: the hypernetwork whose head part to take; train: a head part the input part trains against (fixed)")
-    parser.add_argument("--feature-tokens", type=int, default=None, help="train-head: base tokens of features per language (default: train-head's)")
+    parser.add_argument("--feature-tokens", type=int, default=None, help="train-head: tokens of text read for features, per tokenizer (spelled) or per language (source) (default: train-head's)")
     parser.add_argument("--tokenizers-per-corpus", type=int, default=None, help="train-head: sampled tokenizers per language (default: train-head's)")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="ship, graft: this hypernetwork directory (default bench/out/shipped/hypernet)")
     parser.add_argument("--vocab-size", type=int, default=150_000, help="predict-time: size of the vocabulary")
