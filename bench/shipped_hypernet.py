@@ -124,8 +124,8 @@ def run_train_head(args) -> None:
     torch.set_num_threads(args.threads)
     corpora = [SHARED / f"{language}.train.txt" for language in args.train_languages.split(",")]
     options = {"steps": args.max_steps} if args.max_steps else {}
-    named = (("feature_tokens", args.feature_tokens), ("tokenizers_per_corpus", args.tokenizers_per_corpus), ("features", args.features))
-    options.update({key: value for key, value in named if value})
+    named = (("feature_tokens", args.feature_tokens), ("tokenizers_per_corpus", args.tokenizers_per_corpus), ("features", args.features), ("seed", args.seed))
+    options.update({key: value for key, value in named if value is not None})
     started = time.perf_counter()
     out = train_head(str(smollm2_gguf()), corpora, args.out, hypernet=args.hypernet, overwrite=True, progress=True, **options)
     print(f"wrote {out} in {time.perf_counter() - started:.0f} s")
@@ -399,6 +399,7 @@ def main() -> None:
     parser.add_argument("--head-from", type=Path, default=None, help="graft: the hypernetwork whose head part to take; train: a head part the input part trains against (fixed)")
     parser.add_argument("--feature-tokens", type=int, default=None, help="train-head: tokens of text read for features, per tokenizer (spelled) or per language (source) (default: train-head's)")
     parser.add_argument("--tokenizers-per-corpus", type=int, default=None, help="train-head: sampled tokenizers per language (default: train-head's)")
+    parser.add_argument("--seed", type=int, default=None, help="train-head: seed of the sampled tokenizers, text windows and batches (default: train-head's)")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="ship, graft: this hypernetwork directory (default bench/out/shipped/hypernet)")
     parser.add_argument("--vocab-size", type=int, default=150_000, help="predict-time: size of the vocabulary")
     parser.add_argument("--summary", type=Path, default=ROOT / "bench" / "shipped_hypernet.json")
