@@ -258,8 +258,8 @@ def with_head_of(hypernet: Hypernet, donor: Hypernet) -> Hypernet:
 
 def train_head(
     model: str | Path, corpora: list[str | Path], out: str | Path, *, hypernet: str | Path | Hypernet | None = None,
-    tokenizers: list | None = None, resume: bool = False, overwrite: bool = False, progress: bool = True,
-    callback: Callable[[int, dict], None] | None = None, **options,
+    tokenizers: list | None = None, examples_from: list[str | Path] | None = None, resume: bool = False, overwrite: bool = False,
+    progress: bool = True, callback: Callable[[int, dict], None] | None = None, **options,
 ) -> Path:
     """Give the hypernetwork of a tied ``model`` a head predictor trained on ``corpora`` and write it
     to ``out``. ``hypernet``: the one to extend (a directory, a loaded one, or None: the built-in
@@ -267,6 +267,9 @@ def train_head(
     ``tokenizers``: real tokenizers (paths, hub names or loaded ones) trained on beside the
     sampled ones, each with every corpus. The examples and checkpoints live in ``OUT.run/``;
     ``resume`` continues from its last checkpoint with the examples kept there (no model pass).
+    ``examples_from``: run directories (``OUT.run`` of earlier runs on the same model) whose kept
+    examples are trained on too, without a model pass: e.g. one run's spelled and another's source
+    features mixed in one head part. ``corpora`` may then be empty.
     ``callback(step, record)`` is called after every step."""
     known = {f.name for f in dataclasses.fields(HeadTrainConfig)}
     unknown = sorted(set(options) - known)
@@ -279,18 +282,20 @@ def train_head(
         config = dataclasses.replace(config, feature_tokens=DEFAULT_FEATURE_TOKENS[config.features])
     if min(config.steps, config.batch_size, config.tasks_per_step, config.tokenizers_per_corpus, config.checkpoint_every) < 1 or config.feature_tokens < 2:
         raise TransplantError("steps, batch size, tasks per step, tokenizers per corpus and checkpoint interval must be at least 1, feature tokens at least 2")
-    tokenizers = list(tokenizers or [])
-    inputs = [model, *corpora, *(t for t in tokenizers if isinstance(t, (str, Path)))] + ([hypernet] if isinstance(hypernet, (str, Path)) else [])
+    tokenizers, examples_from = list(tokenizers or []), [Path(d) for d in examples_from or []]
+    if not corpora and not examples_from:
+        raise TransplantError("nothing to learn from: give a corpus, or an earlier run's examples (--examples-from)")
+    inputs = [model, *corpora, *examples_from, *(t for t in tokenizers if isinstance(t, (str, Path)))] + ([hypernet] if isinstance(hypernet, (str, Path)) else [])
     run_dir = Path(out).with_name(Path(out).name + ".run")
     refuse_overlap(run_dir, inputs)  # it is deleted on a fresh start
     if run_dir.exists() and not resume and not overwrite:
         raise TransplantError(f"{run_dir} holds an earlier run; pass --resume to continue it or --overwrite to start over")
     with OutputClaim(out, inputs=inputs, overwrite=overwrite) as output:
-        return _train_head(model, [Path(c) for c in corpora], tokenizers, output, hypernet, config, run_dir, resume, progress, callback)
+        return _train_head(model, [Path(c) for c in corpora], tokenizers, examples_from, output, hypernet, config, run_dir, resume, progress, callback)
 
 
-def _train_head(model, corpora: list[Path], given_tokenizers: list, output: OutputClaim, given, config: HeadTrainConfig, run_dir: Path, resume: bool,
-                progress: bool, callback) -> Path:
+def _train_head(model, corpora: list[Path], given_tokenizers: list, examples_from: list[Path], output: OutputClaim, given, config: HeadTrainConfig,
+                run_dir: Path, resume: bool, progress: bool, callback) -> Path:
     from transplant.loading import load_model, load_tokenizer
     from transplant.training import JsonlLog, latest_checkpoint, load_checkpoint, make_accelerator, save_checkpoint
     from .io import check_base, load, save
@@ -315,6 +320,7 @@ def _train_head(model, corpora: list[Path], given_tokenizers: list, output: Outp
         "model": input_fingerprint(model),
         "corpora": [input_fingerprint(c) for c in corpora],
         "tokenizers": [input_fingerprint(t) if isinstance(t, (str, Path)) else "in memory" for t in given_tokenizers],
+        "examples_from": [_kept_examples_fingerprint(directory, model) for directory in examples_from],
         "hypernet": input_fingerprint(given) if isinstance(given, (str, Path)) else "in memory",
         "settings": asdict(config),
     }
@@ -326,9 +332,18 @@ def _train_head(model, corpora: list[Path], given_tokenizers: list, output: Outp
         tasks = _load_tasks(run_dir / TASKS_DIR, base_vocab, len(source))
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
-        tasks = _build_tasks(base_model, base_tokenizer, base_vocab, corpora, real_tokenizers, config, progress)
-        _save_tasks(tasks, run_dir / TASKS_DIR)
+        tasks = _build_tasks(base_model, base_tokenizer, base_vocab, corpora, real_tokenizers, config, progress) if corpora else []
+        _save_tasks(tasks, run_dir / TASKS_DIR)  # only this run's own: the borrowed ones stay where they are
         remember_inputs(run_dir / INPUTS_FILE, fingerprints)  # last: a run directory without it is started over
+    corpus_offset = len(corpora)  # a borrowed task's corpus is numbered after this run's corpora and earlier runs' ones
+    for directory in examples_from:
+        borrowed = _load_tasks(directory / TASKS_DIR, base_vocab, len(source))
+        for task in borrowed:
+            task.corpus += corpus_offset
+        corpus_offset += len(json.loads((directory / INPUTS_FILE).read_text())["corpora"])
+        tasks += borrowed
+    if not tasks:
+        raise TransplantError("the runs given with --examples-from hold no examples of their own to train on")
     del base_model, embeddings, head  # only the examples and embedding rows are needed from here on
 
     trained = [p for name, p in hypernet.named_parameters() if is_head_part(name)]
@@ -375,9 +390,10 @@ def _train_head(model, corpora: list[Path], given_tokenizers: list, output: Outp
     finally:
         bar.close()
     hypernet.eval()
-    hypernet.config = dataclasses.replace(hypernet.config, base_model=f"{hypernet.config.base_model}; head predictor trained on {', '.join(p.name for p in corpora)}")
+    trained_on = [p.name for p in corpora] + [f"the examples of {d.name}" for d in examples_from]
+    hypernet.config = dataclasses.replace(hypernet.config, base_model=f"{hypernet.config.base_model}; head predictor trained on {', '.join(trained_on)}")
     real = [getattr(t, "name_or_path", "in memory") for t in real_tokenizers]
-    training = {"model": str(model), "corpora": [str(c) for c in corpora], "tokenizers": real, **asdict(config)}
+    training = {"model": str(model), "corpora": [str(c) for c in corpora], "tokenizers": real, "examples_from": [str(d) for d in examples_from], **asdict(config)}
     extra = {LOG_FILE: (run_dir / LOG_FILE).read_text(), "head_training.json": json.dumps(training, indent=1) + "\n"}
     return save(hypernet, output, extra_files=extra)
 
@@ -428,6 +444,18 @@ def _build_tasks(base_model, base_tokenizer, base_vocab: Vocabulary, corpora: li
     if not tasks:
         raise TransplantError("no tokenizer has a new token with an example in this text: give more text")
     return tasks
+
+
+def _kept_examples_fingerprint(directory: Path, model) -> str:
+    """The fingerprint of an earlier run's kept examples, after checking that they are complete
+    and come from the same model (the features are that model's hidden states)."""
+    record = directory / INPUTS_FILE
+    if not record.is_file() or not (directory / TASKS_DIR / "examples.pt").is_file():
+        raise TransplantError(f"{directory} holds no finished examples of a `hypernet train-head` run (OUT.run/ with {INPUTS_FILE} and {TASKS_DIR}/)")
+    started = json.loads(record.read_text())
+    if started.get("model") != input_fingerprint(model):
+        raise TransplantError(f"the examples in {directory} come from another model than {model}: their features would not fit it")
+    return input_fingerprint(directory / TASKS_DIR / "examples.pt")
 
 
 def _save_tasks(tasks: list[HeadTask], directory: Path) -> None:

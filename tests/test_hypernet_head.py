@@ -281,3 +281,42 @@ def test_cli_and_one_line_errors(tmp_path, llama, corpus, small_hypernet, source
     with pytest.raises(TransplantError, match="unknown head training option"):
         train_head(llama, [corpus], tmp_path / "x", hypernet=small_hypernet, progress=False, stepz=3)
     assert load_tokenizer(llama) is not None
+
+
+def test_a_head_part_learns_from_the_examples_kept_by_earlier_runs(tmp_path, llama, corpus, small_hypernet, monkeypatch):
+    import hypernet.head_training as head_training
+
+    options = {**QUICK, "steps": 4, "feature_tokens": 1500}
+    spelled = train_head(llama, [corpus], tmp_path / "spelled", hypernet=small_hypernet, progress=False, **options)
+    source = train_head(llama, [corpus], tmp_path / "source", hypernet=small_hypernet, progress=False, **{**options, "features": "source"})
+    monkeypatch.setattr(head_training, "_build_tasks", lambda *a, **k: pytest.fail("borrowed examples were computed again"))
+    # the borrowed examples are the very ones that run trained on: the same settings give the same head part
+    again = train_head(llama, [], tmp_path / "again", hypernet=small_hypernet, examples_from=[tmp_path / "spelled.run"], progress=False, **options)
+    for name, tensor in load_file(str(spelled / "hypernet.safetensors")).items():
+        assert torch.equal(tensor, load_file(str(again / "hypernet.safetensors"))[name]), name
+    # both kinds in one head part; the second run's corpus is numbered after the first run's
+    seen = set()
+    mixed = train_head(llama, [], tmp_path / "mixed", hypernet=small_hypernet, examples_from=[tmp_path / "spelled.run", tmp_path / "source.run"],
+                       progress=False, callback=lambda step, record: seen.update(record["corpora"]), **{**options, "steps": 8})
+    assert seen == {0, 1}
+    assert json.loads((mixed / "head_training.json").read_text())["examples_from"] == [str(tmp_path / "spelled.run"), str(tmp_path / "source.run")]
+    assert not torch.equal(load_file(str(mixed / "hypernet.safetensors"))["heads.output.weight"], load_file(str(source / "hypernet.safetensors"))["heads.output.weight"])
+    # the examples of another model, an unfinished run, or nothing at all: one clear error each
+    foreign = tmp_path / "foreign.run"
+    (foreign / "tasks").mkdir(parents=True)
+    (foreign / "tasks" / "examples.pt").write_bytes((tmp_path / "source.run" / "tasks" / "examples.pt").read_bytes())
+    (foreign / "inputs.json").write_text(json.dumps({**json.loads((tmp_path / "source.run" / "inputs.json").read_text()), "model": "another"}))
+    with pytest.raises(TransplantError, match="come from another model"):
+        train_head(llama, [], tmp_path / "x", hypernet=small_hypernet, examples_from=[foreign], progress=False, **options)
+    with pytest.raises(TransplantError, match="holds no finished examples"):
+        train_head(llama, [], tmp_path / "x", hypernet=small_hypernet, examples_from=[tmp_path / "spelled"], progress=False, **options)
+    with pytest.raises(TransplantError, match="nothing to learn from"):
+        train_head(llama, [], tmp_path / "x", hypernet=small_hypernet, progress=False, **options)
+    assert not (tmp_path / "x").exists()
+    # the output may not lie inside a run whose examples it reads
+    with pytest.raises(TransplantError):
+        train_head(llama, [], tmp_path / "source.run" / "inside", hypernet=small_hypernet, examples_from=[tmp_path / "source.run"], progress=False, **options)
+    result = CliRunner().invoke(main, ["hypernet", "train-head", str(llama), "--examples-from", str(tmp_path / "source.run"), "--hypernet", str(small_hypernet),
+                                       "--steps", "2", "--sampled-vocab-size", "400", "--quiet", "-o", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "hypernet.safetensors").is_file()

@@ -503,7 +503,10 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, families,
 
 @hypernet.command(name="train-head")
 @click.argument("model")
-@click.option("--corpus", "corpora", multiple=True, required=True, type=click.Path(path_type=Path), help="UTF-8 training text, one file per language (repeatable).")
+@click.option("--corpus", "corpora", multiple=True, type=click.Path(path_type=Path), help="UTF-8 training text, one file per language (repeatable).")
+@click.option("--examples-from", "examples_from", multiple=True, type=click.Path(path_type=Path),
+              help="Also train on the examples kept by an earlier run on MODEL (its OUT.run/ directory), without a model pass; "
+                   "e.g. one run's spelled and another's source features in one head part (repeatable; --corpus is then optional).")
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output hypernetwork directory (written at the end, atomically; examples and checkpoints go to OUT.run/).")
 @click.option("--hypernet", "given", type=click.Path(path_type=Path), default=None, help="Hypernetwork to extend (default: the built-in one for MODEL, else fvt's input rows).")
 @click.option("--steps", type=POSITIVE, default=None, help="Training steps (default 400).")
@@ -522,13 +525,14 @@ def hypernet_train(model, corpora, out, resume, overwrite, tokenizers, families,
 @click.option("--overwrite", is_flag=True, help="Replace OUT and start OUT.run/ over.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_trust_remote_code_option
-def hypernet_train_head(model, corpora, out, given, tokenizers, resume, overwrite, quiet, **options):
+def hypernet_train_head(model, corpora, examples_from, out, given, tokenizers, resume, overwrite, quiet, **options):
     """Give the hypernetwork of a tied MODEL a head predictor: new tokens get head rows of their own,
     learned from the model's hidden states on the text (the converted model's head is untied)."""
     from hypernet.head_training import train_head
 
     options = {key: value for key, value in options.items() if value is not None}
-    written = train_head(model, list(corpora), out, hypernet=given, tokenizers=list(tokenizers), resume=resume, overwrite=overwrite, progress=not quiet, **options)
+    written = train_head(model, list(corpora), out, hypernet=given, tokenizers=list(tokenizers), examples_from=list(examples_from), resume=resume,
+                         overwrite=overwrite, progress=not quiet, **options)
     click.echo(f"wrote {written}; use it with: transplant convert {model} NEW_TOKENIZER -o OUT --method hypernet --hypernet {written}")
 
 
