@@ -5,10 +5,12 @@
     python bench/shipped_hypernet.py finish             # the best checkpoint (held-out curve) -> bench/out/shipped/hypernet
     python bench/shipped_hypernet.py ship               # bench/out/shipped/hypernet -> hypernet/builtin/smollm2-135m
     python bench/shipped_hypernet.py measure --threads 2   # the table in README (8 languages + another family)
+    python bench/shipped_hypernet.py measure --split validation --hypernet DIR   # choosing between candidates
     python bench/shipped_hypernet.py predict-time --threads 2   # seconds to move onto a 150k-token vocabulary
     python bench/shipped_hypernet.py curve              # bench/shipped_hypernet.png from the run's log
     python bench/shipped_hypernet.py train-head --threads 2   # the built-in one + a head predictor -> bench/out/shipped/with-head
     python bench/shipped_hypernet.py ship --from bench/out/shipped/with-head   # ... into the package
+    python bench/shipped_hypernet.py train-head --examples-from A.run --examples-from B.run --out C   # one head part on two runs' examples
     python bench/shipped_hypernet.py head-curve         # bench/shipped_hypernet_head.png from its log
     python bench/shipped_hypernet.py graft --from DIR --head-from DIR --out DIR   # one's input part + another's head part
     python bench/shipped_hypernet.py average --average DIR --average DIR --out DIR   # the mean of their weights
@@ -126,8 +128,10 @@ def run_train_head(args) -> None:
     options = {"steps": args.max_steps} if args.max_steps else {}
     named = (("feature_tokens", args.feature_tokens), ("tokenizers_per_corpus", args.tokenizers_per_corpus), ("features", args.features), ("seed", args.seed))
     options.update({key: value for key, value in named if value is not None})
+    if args.examples_from:  # the examples of earlier runs only: no model pass
+        corpora = []
     started = time.perf_counter()
-    out = train_head(str(smollm2_gguf()), corpora, args.out, hypernet=args.hypernet, overwrite=True, progress=True, **options)
+    out = train_head(str(smollm2_gguf()), corpora, args.out, hypernet=args.hypernet, examples_from=args.examples_from, overwrite=True, progress=True, **options)
     print(f"wrote {out} in {time.perf_counter() - started:.0f} s")
 
 
@@ -197,7 +201,7 @@ def run_ship(args) -> None:
     source = args.source or OUT / "hypernet"
     net = hypernet.load(source)
     if (source / "head_training.json").is_file():  # the built-in one plus a head predictor: both labels
-        head_on = ", ".join(Path(c).name.split(".")[0] for c in json.loads((source / "head_training.json").read_text())["corpora"])
+        head_on = ", ".join(dict.fromkeys(Path(c).name.split(".")[0] for c in _head_corpora(source)))
         net.config.base_model = f"{net.config.base_model.split(';')[0]}; head predictor trained on {head_on} text"
     else:
         trained_on = json.loads((OUT / "hypernet.run" / "training.json").read_text())["corpora"]
@@ -208,12 +212,20 @@ def run_ship(args) -> None:
     print(f"wrote {target}: {sum(f.stat().st_size for f in target.iterdir()) / 2**20:.1f} MiB")
 
 
+def _head_corpora(directory: Path) -> list[str]:
+    """The corpora a head part learned from: its own, and those of the runs whose examples it
+    borrowed (``--examples-from RUN.run``: RUN holds that run's record)."""
+    training = json.loads((directory / "head_training.json").read_text())
+    borrowed = [_head_corpora(Path(run).with_name(Path(run).name.removesuffix(".run"))) for run in training.get("examples_from", [])]
+    return training["corpora"] + [corpus for corpora in borrowed for corpus in corpora]
+
+
 def run_measure(args) -> None:
     """Zero-shot bits per byte on each language's held-out text with its own 32k tokenizer:
     the original model, fvt, and the built-in hypernetwork (as convert would use it)."""
     from hypernet.training import transplanted_bits_per_byte
     from transplant.checkpoint import resolve_model_dir
-    from transplant.evaluate import bits_per_byte, read_text
+    from transplant.evaluate import bits_per_byte
     from transplant.loading import load_model
     from transplant.table import format_table
     from transplant.vocab import Vocabulary, build_mapping
@@ -233,9 +245,9 @@ def run_measure(args) -> None:
         started = time.perf_counter()
         target_dir = language_tokenizer(language, kind)
         target = load_tokenizer(target_dir)
-        text = read_text(SHARED / f"{language}.test.txt", args.test_bytes)
+        text = measured_text(language, args.split, args.test_bytes)
         mapping = build_mapping(base_vocab, Vocabulary.from_tokenizer(target), progress=False)
-        key = f"{target_dir.name}/{args.test_bytes}"
+        key = f"{target_dir.name}/{args.test_bytes}" + ("" if args.split == "test" else f"/{args.split}")
         if key not in baselines:
             original = bits_per_byte(model, tokenizer, text, progress=False).bits_per_byte
             fvt = transplanted_bits_per_byte(model, mapping, target, text, sources, "fvt", {}).bits_per_byte
@@ -254,8 +266,24 @@ def run_measure(args) -> None:
     if args.baselines_only:
         return
     print(format_table(["language", "tokenizer", "original", "fvt", "hypernet", "hypernet / original", "fvt gap closed"], rows))
-    args.summary.write_text(json.dumps({"test_bytes": args.test_bytes, "threads": args.threads, "results": results}, indent=1) + "\n")
-    print(f"wrote {args.summary}")
+    summary = args.summary or ROOT / "bench" / ("shipped_hypernet.json" if args.split == "test" else f"shipped_hypernet_{args.split}.json")
+    summary.write_text(json.dumps({"split": args.split, "test_bytes": args.test_bytes, "threads": args.threads, "results": results}, indent=1) + "\n")
+    print(f"wrote {summary}")
+
+
+def measured_text(language: str, split: str, size: int) -> str:
+    """The text ``measure`` scores: the first ``size`` bytes of ``LANG.test.txt`` ("test"), or
+    ("validation") the last lines of ``LANG.train.txt``, about ``size`` bytes. Head training
+    reads only the start of each train file, and the input part's run held German's tail out, so
+    candidates are compared there without looking at the test texts. (The 32k tokenizers were
+    trained on the whole train file, the validation tail included; every candidate shares that.)"""
+    from transplant.evaluate import read_text
+    from transplant.text import held_out_tail
+
+    if split == "test":
+        return read_text(SHARED / f"{language}.test.txt", size)
+    lines = read_text(SHARED / f"{language}.train.txt").splitlines()
+    return "\n".join(held_out_tail(lines, max_bytes=size)[1]) + "\n"
 
 
 def run_predict_time(args) -> None:
@@ -399,10 +427,12 @@ def main() -> None:
     parser.add_argument("--head-from", type=Path, default=None, help="graft: the hypernetwork whose head part to take; train: a head part the input part trains against (fixed)")
     parser.add_argument("--feature-tokens", type=int, default=None, help="train-head: tokens of text read for features, per tokenizer (spelled) or per language (source) (default: train-head's)")
     parser.add_argument("--tokenizers-per-corpus", type=int, default=None, help="train-head: sampled tokenizers per language (default: train-head's)")
+    parser.add_argument("--examples-from", type=Path, action="append", default=[], help="train-head: train on the examples kept in this earlier run (OUT.run; repeat) instead of computing any")
     parser.add_argument("--seed", type=int, default=None, help="train-head: seed of the sampled tokenizers, text windows and batches (default: train-head's)")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="ship, graft: this hypernetwork directory (default bench/out/shipped/hypernet)")
     parser.add_argument("--vocab-size", type=int, default=150_000, help="predict-time: size of the vocabulary")
-    parser.add_argument("--summary", type=Path, default=ROOT / "bench" / "shipped_hypernet.json")
+    parser.add_argument("--split", choices=["test", "validation"], default="test", help="measure: the held-out test texts (README), or the tail of each train file, for choosing between candidates")
+    parser.add_argument("--summary", type=Path, default=None, help="measure: where the results go (default bench/shipped_hypernet.json, or shipped_hypernet_validation.json)")
     args = parser.parse_args()
     commands = {"train": run_train, "train-head": run_train_head, "graft": run_graft, "average": run_average, "finish": run_finish, "ship": run_ship, "measure": run_measure, "predict-time": run_predict_time, "curve": run_curve, "head-curve": run_head_curve}
     commands[args.command](args)
