@@ -126,7 +126,7 @@ def run_train_head(args) -> None:
     torch.set_num_threads(args.threads)
     corpora = [SHARED / f"{language}.train.txt" for language in args.train_languages.split(",")]
     options = {"steps": args.max_steps} if args.max_steps else {}
-    named = (("feature_tokens", args.feature_tokens), ("tokenizers_per_corpus", args.tokenizers_per_corpus), ("features", args.features), ("seed", args.seed))
+    named = (("feature_tokens", args.feature_tokens), ("tokenizers_per_corpus", args.tokenizers_per_corpus), ("features", args.features), ("seed", args.seed), ("learning_rate", args.learning_rate))
     options.update({key: value for key, value in named if value is not None})
     if args.examples_from:  # the examples of earlier runs only: no model pass
         corpora = []
@@ -428,6 +428,7 @@ def main() -> None:
     parser.add_argument("--feature-tokens", type=int, default=None, help="train-head: tokens of text read for features, per tokenizer (spelled) or per language (source) (default: train-head's)")
     parser.add_argument("--tokenizers-per-corpus", type=int, default=None, help="train-head: sampled tokenizers per language (default: train-head's)")
     parser.add_argument("--examples-from", type=Path, action="append", default=[], help="train-head: train on the examples kept in this earlier run (OUT.run; repeat) instead of computing any")
+    parser.add_argument("--learning-rate", type=float, default=None, help="train-head: peak learning rate (default: train-head's)")
     parser.add_argument("--seed", type=int, default=None, help="train-head: seed of the sampled tokenizers, text windows and batches (default: train-head's)")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="ship, graft: this hypernetwork directory (default bench/out/shipped/hypernet)")
     parser.add_argument("--vocab-size", type=int, default=150_000, help="predict-time: size of the vocabulary")
