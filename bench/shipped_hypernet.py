@@ -274,9 +274,10 @@ def run_measure(args) -> None:
 def measured_text(language: str, split: str, size: int) -> str:
     """The text ``measure`` scores: the first ``size`` bytes of ``LANG.test.txt`` ("test"), or
     ("validation") the last lines of ``LANG.train.txt``, about ``size`` bytes. Head training
-    reads only the start of each train file, and the input part's run held German's tail out, so
-    candidates are compared there without looking at the test texts. (The 32k tokenizers were
-    trained on the whole train file, the validation tail included; every candidate shares that.)"""
+    reads only the start of each train file, so head parts are compared there without looking at
+    the test texts. (The 32k tokenizers were trained on the whole train file, and the input part's
+    run may have read the en, fr and es tails (it held German's out): every head part on the same
+    input part shares that.)"""
     from transplant.evaluate import read_text
     from transplant.text import held_out_tail
 
