@@ -316,11 +316,12 @@ def _train_head(model, corpora: list[Path], given_tokenizers: list, examples_fro
     token_ids = [i for i, key in enumerate(base_vocab.canonical) if key is not None and i < len(source)]
     fallback = source[token_ids].mean(0)
 
+    borrowed_records = {directory: _kept_examples_record(directory, model) for directory in examples_from}
     fingerprints = {
         "model": input_fingerprint(model),
         "corpora": [input_fingerprint(c) for c in corpora],
         "tokenizers": [input_fingerprint(t) if isinstance(t, (str, Path)) else "in memory" for t in given_tokenizers],
-        "examples_from": [_kept_examples_fingerprint(directory, model) for directory in examples_from],
+        "examples_from": [input_fingerprint(directory / INPUTS_FILE) for directory in borrowed_records],
         "hypernet": input_fingerprint(given) if isinstance(given, (str, Path)) else "in memory",
         "settings": asdict(config),
     }
@@ -336,11 +337,11 @@ def _train_head(model, corpora: list[Path], given_tokenizers: list, examples_fro
         _save_tasks(tasks, run_dir / TASKS_DIR)  # only this run's own: the borrowed ones stay where they are
         remember_inputs(run_dir / INPUTS_FILE, fingerprints)  # last: a run directory without it is started over
     corpus_offset = len(corpora)  # a borrowed task's corpus is numbered after this run's corpora and earlier runs' ones
-    for directory in examples_from:
+    for directory, record in borrowed_records.items():
         borrowed = _load_tasks(directory / TASKS_DIR, base_vocab, len(source))
         for task in borrowed:
             task.corpus += corpus_offset
-        corpus_offset += len(json.loads((directory / INPUTS_FILE).read_text())["corpora"])
+        corpus_offset += len(record["corpora"])
         tasks += borrowed
     if not tasks:
         raise TransplantError("the runs given with --examples-from hold no examples of their own to train on")
@@ -446,16 +447,24 @@ def _build_tasks(base_model, base_tokenizer, base_vocab: Vocabulary, corpora: li
     return tasks
 
 
-def _kept_examples_fingerprint(directory: Path, model) -> str:
-    """The fingerprint of an earlier run's kept examples, after checking that they are complete
-    and come from the same model (the features are that model's hidden states)."""
+def _kept_examples_record(directory: Path, model) -> dict:
+    """An earlier run's inputs record, after checking that its examples are complete and come from
+    the same model (the features are that model's hidden states). The record is written after
+    the examples and determines them (model, corpora, tokenizers, settings), so its fingerprint
+    stands for theirs without reading them twice."""
     record = directory / INPUTS_FILE
     if not record.is_file() or not (directory / TASKS_DIR / "examples.pt").is_file():
         raise TransplantError(f"{directory} holds no finished examples of a `hypernet train-head` run (OUT.run/ with {INPUTS_FILE} and {TASKS_DIR}/)")
-    started = json.loads(record.read_text())
+    try:
+        started = json.loads(record.read_text())
+        damaged = not isinstance(started.get("corpora"), list)
+    except (ValueError, AttributeError):
+        damaged = True
+    if damaged:
+        raise TransplantError(f"{record} is damaged: it is not a `hypernet train-head` run's record")
     if started.get("model") != input_fingerprint(model):
         raise TransplantError(f"the examples in {directory} come from another model than {model}: their features would not fit it")
-    return input_fingerprint(directory / TASKS_DIR / "examples.pt")
+    return started
 
 
 def _save_tasks(tasks: list[HeadTask], directory: Path) -> None:

@@ -182,16 +182,28 @@ def test_convert_unties_the_head_with_predicted_rows(tmp_path, llama, with_head,
     assert torch.equal(head[copied], inputs[copied])  # copied tokens keep the tied row in both places
 
 
+def interrupt_at(stop: int):
+    """A training callback that stops the run after step ``stop``, as Ctrl-C would."""
+    def callback(step, record):
+        if step == stop:
+            raise KeyboardInterrupt
+    return callback
+
+
+def assert_same_weights(first, second):
+    """Two saved hypernetworks hold the same tensors, bit for bit."""
+    a, b = load_file(str(first / "hypernet.safetensors")), load_file(str(second / "hypernet.safetensors"))
+    assert a.keys() == b.keys()
+    for name, tensor in a.items():
+        assert torch.equal(tensor, b[name]), name
+
+
 def test_resume_after_interruption_is_bit_identical_and_runs_no_model_pass(tmp_path, llama, corpus, small_hypernet, monkeypatch):
     options = {**QUICK, "steps": 6, "checkpoint_every": 2, "feature_tokens": 1500}
     whole = train_head(llama, [corpus], tmp_path / "whole", hypernet=small_hypernet, progress=False, **options)
 
-    def stop_at_3(step, record):
-        if step == 3:
-            raise KeyboardInterrupt
-
     with pytest.raises(TransplantError, match="interrupted at step 3; run again with --resume"):
-        train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, callback=stop_at_3, **options)
+        train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, callback=interrupt_at(3), **options)
     assert not (tmp_path / "split").exists() and (tmp_path / "split.run" / "checkpoints" / "step-2").is_dir()
     (tmp_path / "notes.run").write_text("a file of the user's")  # OUT.run is deleted on a fresh start: never an input
     with pytest.raises(TransplantError, match="is the input"):
@@ -210,9 +222,7 @@ def test_resume_after_interruption_is_bit_identical_and_runs_no_model_pass(tmp_p
 
     monkeypatch.setattr(head_training, "_build_tasks", no_model_pass)
     split = train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, resume=True, **options)
-    assert load_file(str(split / "hypernet.safetensors")).keys() == load_file(str(whole / "hypernet.safetensors")).keys()
-    for name, tensor in load_file(str(whole / "hypernet.safetensors")).items():
-        assert torch.equal(tensor, load_file(str(split / "hypernet.safetensors"))[name]), name
+    assert_same_weights(whole, split)
     steps = [json.loads(line)["step"] for line in (split / "head_log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]  # the step past the checkpoint is logged once
 
@@ -224,12 +234,8 @@ def test_a_resume_before_the_first_checkpoint_reuses_the_kept_examples(tmp_path,
     options = {**QUICK, "steps": 4, "checkpoint_every": 100, "feature_tokens": 1500, "tokenizers": [tmp_path / "target"]}
     whole = train_head(llama, [corpus], tmp_path / "whole", hypernet=small_hypernet, progress=False, **options)
 
-    def stop_at_2(step, record):
-        if step == 2:
-            raise KeyboardInterrupt
-
     with pytest.raises(TransplantError, match="interrupted at step 2"):
-        train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, callback=stop_at_2, **options)
+        train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, callback=interrupt_at(2), **options)
     assert not (tmp_path / "split.run" / "checkpoints").exists()
     # another real tokenizer than the run started with is refused (its path is what is compared)
     other = tmp_path / "other-tokenizer"
@@ -239,13 +245,12 @@ def test_a_resume_before_the_first_checkpoint_reuses_the_kept_examples(tmp_path,
     computed = head_training._build_tasks
     monkeypatch.setattr(head_training, "_build_tasks", lambda *a, **k: pytest.fail("a resumed run computed its examples again"))
     split = train_head(llama, [corpus], tmp_path / "split", hypernet=small_hypernet, progress=False, resume=True, **options)
-    for name, tensor in load_file(str(whole / "hypernet.safetensors")).items():
-        assert torch.equal(tensor, load_file(str(split / "hypernet.safetensors"))[name]), name
+    assert_same_weights(whole, split)
     assert [json.loads(line)["step"] for line in (split / "head_log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
     # damaged kept examples: one clear error, nothing written at the output
     monkeypatch.setattr(head_training, "_build_tasks", computed)
     with pytest.raises(TransplantError, match="interrupted at step 2; run again with --resume to continue from step 0 with the examples kept"):
-        train_head(llama, [corpus], tmp_path / "damaged", hypernet=small_hypernet, progress=False, callback=stop_at_2, **options)
+        train_head(llama, [corpus], tmp_path / "damaged", hypernet=small_hypernet, progress=False, callback=interrupt_at(2), **options)
     (tmp_path / "damaged.run" / "tasks" / "examples.pt").write_bytes(b"not a torch file")
     with pytest.raises(TransplantError, match="cannot read the run's examples"):
         train_head(llama, [corpus], tmp_path / "damaged", hypernet=small_hypernet, progress=False, resume=True, **options)
@@ -292,8 +297,7 @@ def test_a_head_part_learns_from_the_examples_kept_by_earlier_runs(tmp_path, lla
     monkeypatch.setattr(head_training, "_build_tasks", lambda *a, **k: pytest.fail("borrowed examples were computed again"))
     # the borrowed examples are the very ones that run trained on: the same settings give the same head part
     again = train_head(llama, [], tmp_path / "again", hypernet=small_hypernet, examples_from=[tmp_path / "spelled.run"], progress=False, **options)
-    for name, tensor in load_file(str(spelled / "hypernet.safetensors")).items():
-        assert torch.equal(tensor, load_file(str(again / "hypernet.safetensors"))[name]), name
+    assert_same_weights(spelled, again)
     # both kinds in one head part; the second run's corpus is numbered after the first run's
     seen = set()
     mixed = train_head(llama, [], tmp_path / "mixed", hypernet=small_hypernet, examples_from=[tmp_path / "spelled.run", tmp_path / "source.run"],
@@ -308,6 +312,9 @@ def test_a_head_part_learns_from_the_examples_kept_by_earlier_runs(tmp_path, lla
     (foreign / "inputs.json").write_text(json.dumps({**json.loads((tmp_path / "source.run" / "inputs.json").read_text()), "model": "another"}))
     with pytest.raises(TransplantError, match="come from another model"):
         train_head(llama, [], tmp_path / "x", hypernet=small_hypernet, examples_from=[foreign], progress=False, **options)
+    (foreign / "inputs.json").write_text("{not json")
+    with pytest.raises(TransplantError, match="is damaged"):
+        train_head(llama, [], tmp_path / "x", hypernet=small_hypernet, examples_from=[foreign], progress=False, **options)
     with pytest.raises(TransplantError, match="holds no finished examples"):
         train_head(llama, [], tmp_path / "x", hypernet=small_hypernet, examples_from=[tmp_path / "spelled"], progress=False, **options)
     with pytest.raises(TransplantError, match="nothing to learn from"):
@@ -320,3 +327,11 @@ def test_a_head_part_learns_from_the_examples_kept_by_earlier_runs(tmp_path, lla
                                        "--steps", "2", "--sampled-vocab-size", "400", "--quiet", "-o", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli" / "hypernet.safetensors").is_file()
+    # a resume refuses examples that were redone with other inputs meanwhile
+    borrowing = {"hypernet": small_hypernet, "examples_from": [tmp_path / "spelled.run", tmp_path / "source.run"], "progress": False, **options}
+    with pytest.raises(TransplantError, match="interrupted at step 2"):
+        train_head(llama, [], tmp_path / "stopped", callback=interrupt_at(2), **borrowing)
+    redone = json.loads((tmp_path / "spelled.run" / "inputs.json").read_text())
+    (tmp_path / "spelled.run" / "inputs.json").write_text(json.dumps({**redone, "settings": {**redone["settings"], "seed": 7}}))
+    with pytest.raises(TransplantError, match="other inputs than the run started with \\(examples_from\\)"):
+        train_head(llama, [], tmp_path / "stopped", resume=True, **borrowing)
